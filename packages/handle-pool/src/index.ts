@@ -1,0 +1,25 @@
+export { HandlePoolDrainError, HandlePoolError, HandlePoolErrorCode } from './errors';
+export { createHandlePool } from './pool';
+export type {
+  DischargeContext,
+  DischargedOutcome,
+  DischargeOptions,
+  DischargeOutcome,
+  Discharger,
+  DischargerPlugin,
+  DrainOptions,
+  DrainReport,
+  FailedOutcome,
+  Handle,
+  HandleMeta,
+  HandlePool,
+  HandlePoolClock,
+  HandlePoolEvent,
+  HandlePoolOptions,
+  HandlePoolStats,
+  LeakReportEntry,
+  LeaksOptions,
+  NoDischargerOutcome,
+  TrackInput,
+  UnknownOutcome,
+} from './types';
