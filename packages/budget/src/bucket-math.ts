@@ -13,12 +13,21 @@ export function refilled(tokens: number, ts: number, now: number, limits: Bucket
   return tokens > limits.capacity ? limits.capacity : tokens;
 }
 
+/**
+ * Comparisons of tokens against a cost forgive this much, so that float residue (1000 - 958.2 is
+ * 41.79999999999995) does not turn an exact 820 ms retry into 821 ms. The Lua script uses the same.
+ */
+export const EPSILON = 1e-9;
+
+/** Whether a bucket holding `tokens` can pay `cost`. */
+export const covers = (tokens: number, cost: number): boolean => tokens + EPSILON >= cost;
+
 /** Milliseconds until `tokens` reaches `target`, rounded up so that waiting that long is enough. */
 export function msUntil(tokens: number, target: number, limits: BucketLimits): number {
-  if (tokens >= target) return 0;
-  let ms = Math.ceil((target - tokens) / limits.refillPerMs);
+  if (tokens + EPSILON >= target) return 0;
+  let ms = Math.ceil((target - EPSILON - tokens) / limits.refillPerMs);
   // Guard against float rounding: waiting `ms` must really be enough.
-  while (tokens + ms * limits.refillPerMs < target) ms += 1;
+  while (tokens + ms * limits.refillPerMs + EPSILON < target) ms += 1;
   return ms;
 }
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BudgetStore, MaybePromise } from './store';
 import { memoryStore } from './stores/memory';
+export { type ManualClock, manualClock } from './manual-clock';
 import type { BucketLimits } from './tiers';
 
 /** Options of {@link testBudgetStore}. */

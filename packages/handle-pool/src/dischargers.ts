@@ -1,4 +1,4 @@
-import { HandlePoolError, HandlePoolErrorCode, describeValue } from './errors';
+import { describeValue, HandlePoolError, HandlePoolErrorCode } from './errors';
 import type { Discharger, DischargerPlugin } from './types';
 
 /** A registered discharger, normalized from either form. */
@@ -19,17 +19,23 @@ export function toEntry(
   if (typeof obligationOrPlugin === 'object' && obligationOrPlugin !== null) {
     const plugin = obligationOrPlugin;
     if (!isNonEmptyString(plugin.obligation)) {
-      throw invalid(`discharger plugin obligation must be a non-empty string, got ${describeValue(plugin.obligation)}`);
+      throw invalid(
+        `discharger plugin obligation must be a non-empty string, got ${describeValue(plugin.obligation)}`,
+      );
     }
     if (typeof plugin.discharge !== 'function') {
-      throw invalid(`discharger plugin for obligation ${describeValue(plugin.obligation)} has no discharge()`);
+      throw invalid(
+        `discharger plugin for obligation ${describeValue(plugin.obligation)} has no discharge()`,
+      );
     }
     const name = isNonEmptyString(plugin.name) ? plugin.name : plugin.obligation;
     // Bound so plugins may keep state on `this`.
     return { name, obligation: plugin.obligation, discharge: plugin.discharge.bind(plugin) };
   }
   if (!isNonEmptyString(obligationOrPlugin)) {
-    throw invalid(`discharger obligation must be a non-empty string, got ${describeValue(obligationOrPlugin)}`);
+    throw invalid(
+      `discharger obligation must be a non-empty string, got ${describeValue(obligationOrPlugin)}`,
+    );
   }
   if (typeof discharger !== 'function') {
     throw invalid(

@@ -12,7 +12,9 @@ describe('async dispose', () => {
     const closed: string[] = [];
     let escaped: HandlePool | undefined;
     {
-      await using pool = createHandlePool({ dischargers: { 'fs:close': (handle) => void closed.push(handle.binding) } });
+      await using pool = createHandlePool({
+        dischargers: { 'fs:close': (handle) => void closed.push(handle.binding) },
+      });
       escaped = pool;
       pool.track({ binding: 'a.txt', obligation: 'fs:close' });
       pool.track({ binding: 'b.txt', obligation: 'fs:close' });
@@ -48,6 +50,8 @@ describe('async dispose', () => {
     }
     expect(closed).toEqual(['last', 'first']);
     expect(HandlePoolDrainError.isInstance(caught)).toBe(true);
-    expect((caught as HandlePoolDrainError).report.failed.map((failure) => failure.handle.binding)).toEqual(['broken']);
+    expect((caught as HandlePoolDrainError).report.failed.map((failure) => failure.handle.binding)).toEqual([
+      'broken',
+    ]);
   });
 });

@@ -17,7 +17,8 @@ describe('drain', () => {
         },
       },
     });
-    for (const binding of ['connection', 'transaction', 'cursor']) pool.track({ binding, obligation: 'async:close' });
+    for (const binding of ['connection', 'transaction', 'cursor'])
+      pool.track({ binding, obligation: 'async:close' });
 
     const report = await pool.drain();
     expect(log).toEqual([
@@ -68,7 +69,9 @@ describe('drain', () => {
     expect(error?.code).toBe('HANDLE_POOL_DRAIN_FAILED');
     expect(error?.errors).toEqual(report.failed.map((failure) => failure.error));
     expect(error?.errors.every((item) => HandlePoolError.isInstance(item))).toBe(true);
-    expect(error?.message).toBe('2 of 5 handles failed to discharge: h_4 (HANDLE_DISCHARGE_FAILED), h_2 (HANDLE_DISCHARGE_FAILED)');
+    expect(error?.message).toBe(
+      '2 of 5 handles failed to discharge: h_4 (HANDLE_DISCHARGE_FAILED), h_2 (HANDLE_DISCHARGE_FAILED)',
+    );
     expect(error?.report).toBe(report);
     // The back-reference is hidden, so the report stays serializable.
     expect(() => JSON.stringify(report)).not.toThrow();
@@ -103,7 +106,9 @@ describe('drain', () => {
 
     // Without failures it resolves.
     pool.track({ binding: 'c', obligation: 'none' });
-    await expect(pool.drain({ throwOnError: true })).resolves.toMatchObject({ noDischarger: [{ binding: 'c' }] });
+    await expect(pool.drain({ throwOnError: true })).resolves.toMatchObject({
+      noDischarger: [{ binding: 'c' }],
+    });
   });
 
   it('shares one run between concurrent drains', async () => {
@@ -209,7 +214,9 @@ describe('drain', () => {
 
   it('rejects a malformed timeout', async () => {
     const pool = createHandlePool();
-    await expect(pool.drain({ timeoutMs: Number.NaN })).rejects.toMatchObject({ code: 'HANDLE_POOL_INVALID_INPUT' });
+    await expect(pool.drain({ timeoutMs: Number.NaN })).rejects.toMatchObject({
+      code: 'HANDLE_POOL_INVALID_INPUT',
+    });
   });
 
   describe('with fake timers', () => {

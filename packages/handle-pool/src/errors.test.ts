@@ -30,7 +30,11 @@ describe('HandlePoolError', () => {
     expect(HandlePoolError.isInstance(new HandlePoolError('HANDLE_POOL_CLOSED', 'closed'))).toBe(true);
     expect(HandlePoolError.isInstance(fromOtherCopy)).toBe(true);
     expect(HandlePoolError.isInstance(new Error('plain'))).toBe(false);
-    expect(HandlePoolError.isInstance(Object.assign(new Error('other trestle package'), { [Symbol.for('trestle.error')]: true }))).toBe(false);
+    expect(
+      HandlePoolError.isInstance(
+        Object.assign(new Error('other trestle package'), { [Symbol.for('trestle.error')]: true }),
+      ),
+    ).toBe(false);
     expect(HandlePoolError.isInstance(null)).toBe(false);
     expect(HandlePoolError.isInstance('HANDLE_POOL_CLOSED')).toBe(false);
   });

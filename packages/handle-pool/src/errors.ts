@@ -1,8 +1,7 @@
 import type { DrainReport } from './types';
 
-// `trestle.error` marks every Trestle error; the package marker lets `isInstance` tell this package's
-// errors apart from another Trestle package's, across duplicate installs where `instanceof` fails.
-const trestleMarker = Symbol.for('trestle.error');
+// Registry symbols, so `isInstance` works across duplicate installs where `instanceof` fails.
+// Package-specific (as in @trestle/budget), so another Trestle package's errors do not match.
 const poolMarker = Symbol.for('trestle.handle-pool.error');
 const drainMarker = Symbol.for('trestle.handle-pool.drain-error');
 
@@ -31,7 +30,7 @@ export type HandlePoolErrorCode = (typeof HandlePoolErrorCode)[keyof typeof Hand
 
 /** Every error thrown by the pool, or recorded in an outcome, except the drain's aggregate. */
 export class HandlePoolError extends Error {
-  private readonly [trestleMarker] = true;
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: read by `isInstance` through `in`.
   private readonly [poolMarker] = true;
   override readonly name = 'HandlePoolError';
   readonly code: Exclude<HandlePoolErrorCode, 'HANDLE_POOL_DRAIN_FAILED'>;
@@ -41,7 +40,7 @@ export class HandlePoolError extends Error {
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(`[handle-pool] ${message}`, options);
     this.code = code;
   }
 
@@ -57,7 +56,7 @@ export class HandlePoolError extends Error {
  * It is both `report.error` and what `drain({ throwOnError: true })` rejects with.
  */
 export class HandlePoolDrainError extends AggregateError {
-  private readonly [trestleMarker] = true;
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: read by `isInstance` through `in`.
   private readonly [drainMarker] = true;
   override readonly name = 'HandlePoolDrainError';
   readonly code = HandlePoolErrorCode.DrainFailed;
@@ -66,7 +65,7 @@ export class HandlePoolDrainError extends AggregateError {
   declare readonly report: DrainReport;
 
   constructor(errors: readonly HandlePoolError[], report: DrainReport, message: string) {
-    super(errors, message);
+    super(errors, `[handle-pool] ${message}`);
     Object.defineProperty(this, 'report', { value: report, enumerable: false });
   }
 

@@ -27,7 +27,12 @@ describe('track', () => {
     const clock = manualClock(1_000);
     const pool = createHandlePool({ clock });
     const resource = { fd: 3 };
-    const first = pool.track({ binding: 'data.csv', obligation: 'fs:close', resource, meta: { tenant: 't1' } });
+    const first = pool.track({
+      binding: 'data.csv',
+      obligation: 'fs:close',
+      resource,
+      meta: { tenant: 't1' },
+    });
     clock.advance(5);
     const second = pool.track({ binding: 'socket', obligation: 'socket:end' });
 
@@ -118,7 +123,13 @@ describe('registerDischarger', () => {
     }
     pool.registerDischarger(new PrefixDischarger());
     const fromList = createHandlePool({
-      dischargers: [{ name: 'd', obligation: 'd:close', discharge: (handle) => void calls.push(`list ${handle.binding}`) }],
+      dischargers: [
+        {
+          name: 'd',
+          obligation: 'd:close',
+          discharge: (handle) => void calls.push(`list ${handle.binding}`),
+        },
+      ],
     });
 
     await pool.discharge(pool.track({ binding: '1', obligation: 'a:close' }));
@@ -148,14 +159,18 @@ describe('registerDischarger', () => {
     const pool = createHandlePool();
     expect(() => pool.registerDischarger('', () => {})).toThrow(/obligation must be a non-empty string/);
     expect(() => pool.registerDischarger('x', 'nope' as never)).toThrow(/must be a function, got "nope"/);
-    expect(() => pool.registerDischarger({ name: 'p', obligation: 'y' } as never)).toThrow(/has no discharge\(\)/);
+    expect(() => pool.registerDischarger({ name: 'p', obligation: 'y' } as never)).toThrow(
+      /has no discharge\(\)/,
+    );
   });
 });
 
 describe('discharge', () => {
   it('runs the discharger with the handle and a signal, then removes the handle', async () => {
     const seen: [Handle, DischargeContext][] = [];
-    const pool = createHandlePool({ dischargers: { 'fs:close': (handle, context) => void seen.push([handle, context]) } });
+    const pool = createHandlePool({
+      dischargers: { 'fs:close': (handle, context) => void seen.push([handle, context]) },
+    });
     const handle = pool.track({ binding: 'f', obligation: 'fs:close' });
 
     const outcome = await pool.discharge(handle.id);
@@ -191,17 +206,32 @@ describe('discharge', () => {
   });
 
   it('reports a rejection (even of a non-Error) as failed', async () => {
-    const pool = createHandlePool({ dischargers: { 'py:release': async () => Promise.reject('worker gone') } });
+    const pool = createHandlePool({
+      dischargers: { 'py:release': async () => Promise.reject('worker gone') },
+    });
     const outcome = await pool.discharge(pool.track({ binding: 'df', obligation: 'py:release' }));
-    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'HANDLE_DISCHARGE_FAILED', cause: 'worker gone' } });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      error: { code: 'HANDLE_DISCHARGE_FAILED', cause: 'worker gone' },
+    });
   });
 
   it('reports no-discharger, removing the handle, and unknown ids without running anything', async () => {
     const pool = createHandlePool({ retainOutcomes: 0 });
     const handle = pool.track({ binding: 'f', obligation: 'fs:close' });
-    expect(await pool.discharge(handle.id)).toEqual({ status: 'no-discharger', id: 'h_1', handle, durationMs: 0 });
+    expect(await pool.discharge(handle.id)).toEqual({
+      status: 'no-discharger',
+      id: 'h_1',
+      handle,
+      durationMs: 0,
+    });
     expect(pool.size).toBe(0);
-    expect(await pool.discharge('h_1')).toEqual({ status: 'unknown', id: 'h_1', handle: undefined, durationMs: 0 });
+    expect(await pool.discharge('h_1')).toEqual({
+      status: 'unknown',
+      id: 'h_1',
+      handle: undefined,
+      durationMs: 0,
+    });
     expect(await pool.discharge('nope')).toMatchObject({ status: 'unknown', id: 'nope' });
     // A handle object still gets its own outcome, whatever the retention.
     expect(await pool.discharge(handle)).toMatchObject({ status: 'no-discharger', handle });
@@ -247,7 +277,11 @@ describe('discharge', () => {
     pool.registerDischarger('x', discharger);
     const handle = pool.track({ binding: 'b', obligation: 'x' });
 
-    const calls = [pool.discharge(handle), pool.discharge(handle.id), pool.discharge(handle, { timeoutMs: 1 })];
+    const calls = [
+      pool.discharge(handle),
+      pool.discharge(handle.id),
+      pool.discharge(handle, { timeoutMs: 1 }),
+    ];
     expect(pool.stats().settling).toBe(1);
     expect(pool.size).toBe(1); // still live while its discharger runs
     release();
@@ -262,7 +296,9 @@ describe('discharge', () => {
   it('rejects a malformed target or timeout with HANDLE_POOL_INVALID_INPUT', async () => {
     const pool = createHandlePool();
     await expect(pool.discharge(42 as never)).rejects.toMatchObject({ code: 'HANDLE_POOL_INVALID_INPUT' });
-    await expect(pool.discharge('h_1', { timeoutMs: 0 })).rejects.toThrow(/timeoutMs must be a positive number/);
+    await expect(pool.discharge('h_1', { timeoutMs: 0 })).rejects.toThrow(
+      /timeoutMs must be a positive number/,
+    );
   });
 
   it('forgets without running the discharger, as a discharged outcome', async () => {
@@ -328,7 +364,8 @@ describe('discharge', () => {
 
     it('clears its timer when the discharger settles', async () => {
       const pool = createHandlePool({ dischargers: { x: () => {} } });
-      for (let index = 0; index < 50; index += 1) await pool.discharge(pool.track({ binding: 'b', obligation: 'x' }));
+      for (let index = 0; index < 50; index += 1)
+        await pool.discharge(pool.track({ binding: 'b', obligation: 'x' }));
       expect(vi.getTimerCount()).toBe(0);
     });
 
@@ -355,10 +392,15 @@ describe('discharge', () => {
   it('fails with HANDLE_DISCHARGE_ABORTED when the caller signal aborts', async () => {
     const pool = createHandlePool({ dischargers: { hang: () => new Promise<void>(() => {}) } });
     const controller = new AbortController();
-    const pending = pool.discharge(pool.track({ binding: 'b', obligation: 'hang' }), { signal: controller.signal });
+    const pending = pool.discharge(pool.track({ binding: 'b', obligation: 'hang' }), {
+      signal: controller.signal,
+    });
     const reason = new Error('shutting down');
     controller.abort(reason);
-    expect(await pending).toMatchObject({ status: 'failed', error: { code: 'HANDLE_DISCHARGE_ABORTED', cause: reason } });
+    expect(await pending).toMatchObject({
+      status: 'failed',
+      error: { code: 'HANDLE_DISCHARGE_ABORTED', cause: reason },
+    });
   });
 });
 

@@ -1,13 +1,13 @@
 import { resolveTimers } from './clock';
 import { DischargerRegistry, isNonEmptyString, toEntry } from './dischargers';
 import { asyncDisposeSymbol } from './dispose';
-import { HandlePoolError, HandlePoolErrorCode, describeValue } from './errors';
+import { describeValue, HandlePoolError, HandlePoolErrorCode } from './errors';
 import { buildLeakReport, DrainReportBuilder } from './report';
 import { runDischarger } from './run-discharger';
 import type {
-  Discharger,
   DischargeOptions,
   DischargeOutcome,
+  Discharger,
   DischargerPlugin,
   DrainOptions,
   DrainReport,
@@ -52,16 +52,21 @@ export function createHandlePool(options: HandlePoolOptions = {}): HandlePool {
     throw invalid(`maxHandles must be a positive integer or Infinity, got ${describeValue(maxHandles)}`);
   }
   if (!isCount(retainOutcomes)) {
-    throw invalid(`retainOutcomes must be a non-negative integer or Infinity, got ${describeValue(retainOutcomes)}`);
+    throw invalid(
+      `retainOutcomes must be a non-negative integer or Infinity, got ${describeValue(retainOutcomes)}`,
+    );
   }
   if (!isTimeout(defaultTimeoutMs)) {
-    throw invalid(`defaultTimeoutMs must be a positive number or Infinity, got ${describeValue(defaultTimeoutMs)}`);
+    throw invalid(
+      `defaultTimeoutMs must be a positive number or Infinity, got ${describeValue(defaultTimeoutMs)}`,
+    );
   }
 
   const timers = resolveTimers(clock);
   const registry = new DischargerRegistry();
   if (Array.isArray(dischargers)) {
-    for (const plugin of dischargers as readonly DischargerPlugin[]) registry.register(toEntry(plugin, undefined));
+    for (const plugin of dischargers as readonly DischargerPlugin[])
+      registry.register(toEntry(plugin, undefined));
   } else if (dischargers !== undefined) {
     for (const [obligation, discharger] of Object.entries(dischargers as Record<string, Discharger>)) {
       registry.register(toEntry(obligation, discharger));
@@ -113,7 +118,11 @@ export function createHandlePool(options: HandlePoolOptions = {}): HandlePool {
   }
 
   /** Starts (or joins) the discharge of a live handle. The only place a discharger is started. */
-  function settle(handle: Handle, timeoutMs: number, signal: AbortSignal | undefined): Promise<DischargeOutcome> {
+  function settle(
+    handle: Handle,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<DischargeOutcome> {
     const existing = outcomeByHandle.get(handle);
     if (existing !== undefined) return existing;
 
@@ -178,11 +187,17 @@ export function createHandlePool(options: HandlePoolOptions = {}): HandlePool {
     return handle;
   }
 
-  function registerDischarger(obligationOrPlugin: string | DischargerPlugin, discharger?: Discharger): () => void {
+  function registerDischarger(
+    obligationOrPlugin: string | DischargerPlugin,
+    discharger?: Discharger,
+  ): () => void {
     return registry.register(toEntry(obligationOrPlugin, discharger));
   }
 
-  function discharge(target: string | Handle, dischargeOptions: DischargeOptions = {}): Promise<DischargeOutcome> {
+  function discharge(
+    target: string | Handle,
+    dischargeOptions: DischargeOptions = {},
+  ): Promise<DischargeOutcome> {
     let timeoutMs: number;
     try {
       timeoutMs = resolveTimeout(dischargeOptions.timeoutMs, defaultTimeoutMs, 'discharge()');
@@ -224,9 +239,7 @@ export function createHandlePool(options: HandlePoolOptions = {}): HandlePool {
     // Rounds: each takes the handles live at its start, newest first. Handles tracked while a round
     // runs are picked up by the next one, so the drain ends only when the pool is empty.
     for (;;) {
-      const round = Array.from(live.values())
-        .reverse()
-        .filter((handle) => !builder.has(handle));
+      const round = Array.from(live.values()).reverse();
       if (round.length === 0) break;
       for (const handle of round) {
         // Sequential on purpose: a newer resource may depend on an older one still being open.
@@ -276,7 +289,9 @@ export function createHandlePool(options: HandlePoolOptions = {}): HandlePool {
     list: () => Array.from(live.values()),
     leaks({ olderThanMs = 0 }: LeaksOptions = {}) {
       if (typeof olderThanMs !== 'number' || Number.isNaN(olderThanMs) || olderThanMs < 0) {
-        throw invalid(`leaks(): olderThanMs must be a non-negative number, got ${describeValue(olderThanMs)}`);
+        throw invalid(
+          `leaks(): olderThanMs must be a non-negative number, got ${describeValue(olderThanMs)}`,
+        );
       }
       return buildLeakReport(live.values(), timers.now(), olderThanMs);
     },

@@ -5,7 +5,11 @@ import type { DischargeOutcome, DrainReport, Handle, LeakReportEntry } from './t
 const MAX_NAMED_FAILURES = 10;
 
 /** Live handles at least `olderThanMs` old at `now`, oldest first (ties by tracking order). */
-export function buildLeakReport(handles: Iterable<Handle>, now: number, olderThanMs: number): LeakReportEntry[] {
+export function buildLeakReport(
+  handles: Iterable<Handle>,
+  now: number,
+  olderThanMs: number,
+): LeakReportEntry[] {
   const entries: LeakReportEntry[] = [];
   for (const handle of handles) {
     const ageMs = Math.max(0, now - handle.createdAt);
@@ -29,10 +33,6 @@ export class DrainReportBuilder {
   readonly discharged: Handle[] = [];
   readonly failed: DrainReport['failed'] = [];
   readonly noDischarger: Handle[] = [];
-
-  has(handle: Handle): boolean {
-    return this.#seen.has(handle);
-  }
 
   record(outcome: DischargeOutcome): void {
     if (outcome.status === 'unknown' || this.#seen.has(outcome.handle)) return;

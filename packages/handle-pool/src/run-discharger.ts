@@ -80,15 +80,23 @@ function timeoutError(entry: DischargerEntry, handle: Handle, timeoutMs: number)
 
 function failedError(entry: DischargerEntry, handle: Handle, cause: unknown): HandlePoolError {
   const reason = cause instanceof Error ? cause.message : safeString(cause);
-  return new HandlePoolError(HandlePoolErrorCode.DischargeFailed, `${subject(entry, handle)} failed: ${reason}`, {
-    cause,
-  });
+  return new HandlePoolError(
+    HandlePoolErrorCode.DischargeFailed,
+    `${subject(entry, handle)} failed: ${reason}`,
+    {
+      cause,
+    },
+  );
 }
 
 function abortedError(entry: DischargerEntry, handle: Handle, cause: unknown): HandlePoolError {
-  return new HandlePoolError(HandlePoolErrorCode.DischargeAborted, `${subject(entry, handle)}: discharge aborted`, {
-    cause,
-  });
+  return new HandlePoolError(
+    HandlePoolErrorCode.DischargeAborted,
+    `${subject(entry, handle)}: discharge aborted`,
+    {
+      cause,
+    },
+  );
 }
 
 function safeString(value: unknown): string {

@@ -1,4 +1,4 @@
-import { msUntil, refilled } from '../bucket-math';
+import { covers, msUntil, refilled } from '../bucket-math';
 import { BudgetError, BudgetErrorCode } from '../errors';
 import type { BudgetStore, DebitResult, SettleResult, TakeResult } from '../store';
 import type { BucketLimits } from '../tiers';
@@ -116,12 +116,12 @@ class MemoryBudgetStore implements MemoryStore {
     this.housekeep(now);
     const slot = this.load(key, now);
     const tokens = slot === undefined ? limits.capacity : this.current(slot, limits, now);
-    if (tokens < cost) {
+    if (!covers(tokens, cost)) {
       // A denied key is an active key: keep it away from the LRU end.
       if (slot !== undefined) this.touch(slot);
       return { ok: false, tokens };
     }
-    const left = tokens - cost;
+    const left = tokens > cost ? tokens - cost : 0;
     if (cost > 0) this.write(slot, key, left, limits, now);
     return { ok: true, tokens: left };
   }
@@ -161,7 +161,7 @@ class MemoryBudgetStore implements MemoryStore {
     this.housekeep(now);
     const slot = this.load(key, now);
     const tokens = slot === undefined ? limits.capacity : this.current(slot, limits, now);
-    const floor = -limits.maxDebt;
+    const floor = 0 - limits.maxDebt;
     const wanted = tokens - amount;
     const left = wanted < floor ? (tokens < floor ? tokens : floor) : wanted;
     const charged = tokens - left;

@@ -28,10 +28,11 @@ local function refilled(tok, ts, c, r)
   if tok > c then return c end
   return tok
 end
+local EPSILON = 1e-9
 local function msUntil(tok, target, r)
-  if tok >= target then return 0 end
-  local ms = math.ceil((target - tok) / r)
-  while tok + ms * r < target do ms = ms + 1 end
+  if tok + EPSILON >= target then return 0 end
+  local ms = math.ceil((target - EPSILON - tok) / r)
+  while tok + ms * r + EPSILON < target do ms = ms + 1 end
   return ms
 end
 
@@ -108,7 +109,7 @@ local function write(newTok)
 end
 
 local function debit(amt)
-  local floor = -maxDebt
+  local floor = 0 - maxDebt
   local wanted = tok - amt
   local left = wanted
   if wanted < floor then
@@ -120,8 +121,9 @@ local function debit(amt)
 end
 
 if op == 'take' or op == 'reserve' then
-  if tok < amount then return { 0, fmt(tok), '0', '0', 'denied' } end
-  local left = tok - amount
+  if tok + EPSILON < amount then return { 0, fmt(tok), '0', '0', 'denied' } end
+  local left = 0
+  if tok > amount then left = tok - amount end
   if op == 'reserve' then
     local id = ARGV[7]
     local lease = tonumber(ARGV[8])

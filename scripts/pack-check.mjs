@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// Packs every publishable package, installs each tarball ALONE into a scratch npm project and
+// imports every entry point of its `exports` map (except those needing an absent optional peer,
+// which are checked for their files), so each package really works on its own.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const scratch = mkdtempSync(join(tmpdir(), 'trestle-pack-'));
+let failures = 0;
+
+for (const dir of readdirSync(join(root, 'packages'))) {
+  const packageDir = join(root, 'packages', dir);
+  const manifestPath = join(packageDir, 'package.json');
+  if (!existsSync(manifestPath)) continue;
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  if (manifest.private) continue;
+  const name = manifest.name;
+  try {
+    const out = join(scratch, `out-${dir}`);
+    execFileSync('pnpm', ['pack', '--pack-destination', out], { cwd: packageDir, stdio: 'pipe' });
+    const tarball = join(out, readdirSync(out).find((file) => file.endsWith('.tgz')));
+    const project = join(scratch, `project-${dir}`);
+    execFileSync('mkdir', ['-p', project]);
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], {
+      cwd: project,
+      stdio: 'pipe',
+    });
+    const peers = Object.keys(manifest.peerDependencies ?? {});
+    for (const [subpath, target] of Object.entries(manifest.exports ?? {})) {
+      if (subpath === './package.json') continue;
+      const specifier = subpath === '.' ? name : `${name}/${subpath.slice(2)}`;
+      const files = typeof target === 'string' ? [target] : Object.values(target);
+      for (const file of files) {
+        if (!existsSync(join(project, 'node_modules', name, file))) throw new Error(`${specifier}: missing ${file}`);
+      }
+      const source = readFileSync(join(project, 'node_modules', name, target.default), 'utf8');
+      const needsAbsentPeer = peers.some(
+        (peer) =>
+          new RegExp(`from ['"]${peer}['"]`).test(source) &&
+          !existsSync(join(project, 'node_modules', peer)),
+      );
+      if (needsAbsentPeer) {
+        console.log(`ok   ${specifier} (files present; imports an optional peer not installed alone)`);
+        continue;
+      }
+      const script = `const m = await import(${JSON.stringify(specifier)}); if (Object.keys(m).length === 0) throw new Error('no exports');`;
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, stdio: 'pipe' });
+      console.log(`ok   ${specifier}`);
+    }
+  } catch (error) {
+    failures++;
+    const detail = error.stderr ? error.stderr.toString() : error.message;
+    console.error(`FAIL ${name}: ${detail}`);
+  }
+}
+rmSync(scratch, { recursive: true, force: true });
+if (failures > 0) {
+  console.error(`pack check: ${failures} package(s) failed`);
+  process.exit(1);
+}
+console.log('pack check: every package installs and imports on its own');
