@@ -70,7 +70,7 @@ describe('drain', () => {
     expect(error?.errors).toEqual(report.failed.map((failure) => failure.error));
     expect(error?.errors.every((item) => HandlePoolError.isInstance(item))).toBe(true);
     expect(error?.message).toBe(
-      '2 of 5 handles failed to discharge: h_4 (HANDLE_DISCHARGE_FAILED), h_2 (HANDLE_DISCHARGE_FAILED)',
+      '[handle-pool] 2 of 5 handles failed to discharge: h_4 (HANDLE_DISCHARGE_FAILED), h_2 (HANDLE_DISCHARGE_FAILED)',
     );
     expect(error?.report).toBe(report);
     // The back-reference is hidden, so the report stays serializable.

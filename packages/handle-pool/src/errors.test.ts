@@ -9,7 +9,7 @@ describe('HandlePoolError', () => {
     expect(error.name).toBe('HandlePoolError');
     expect(error.code).toBe('HANDLE_DISCHARGE_FAILED');
     expect(error.cause).toBe(cause);
-    expect(error.message).toBe('failed');
+    expect(error.message).toBe('[handle-pool] failed');
   });
 
   it('publishes these codes', () => {
@@ -32,7 +32,7 @@ describe('HandlePoolError', () => {
     expect(HandlePoolError.isInstance(new Error('plain'))).toBe(false);
     expect(
       HandlePoolError.isInstance(
-        Object.assign(new Error('other trestle package'), { [Symbol.for('trestle.error')]: true }),
+        Object.assign(new Error('other trestle package'), { [Symbol.for('trestle.budget.error')]: true }),
       ),
     ).toBe(false);
     expect(HandlePoolError.isInstance(null)).toBe(false);

@@ -200,7 +200,7 @@ describe('discharge', () => {
     expect(outcome.error.code).toBe(HandlePoolErrorCode.DischargeFailed);
     expect(outcome.error.cause).toBe(boom);
     expect(outcome.error.message).toBe(
-      'discharger "closeFile" for handle h_1 (binding "data.csv", obligation "fs:close") failed: EBADF',
+      '[handle-pool] discharger "closeFile" for handle h_1 (binding "data.csv", obligation "fs:close") failed: EBADF',
     );
     expect(pool.size).toBe(0);
   });
