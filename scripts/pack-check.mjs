@@ -22,10 +22,16 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   try {
     const out = join(scratch, `out-${dir}`);
     execFileSync('pnpm', ['pack', '--pack-destination', out], { cwd: packageDir, stdio: 'pipe' });
-    const tarball = join(out, readdirSync(out).find((file) => file.endsWith('.tgz')));
+    const tarball = join(
+      out,
+      readdirSync(out).find((file) => file.endsWith('.tgz')),
+    );
     const project = join(scratch, `project-${dir}`);
     execFileSync('mkdir', ['-p', project]);
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'scratch', private: true, type: 'module' }),
+    );
     execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], {
       cwd: project,
       stdio: 'pipe',
@@ -36,13 +42,13 @@ for (const dir of readdirSync(join(root, 'packages'))) {
       const specifier = subpath === '.' ? name : `${name}/${subpath.slice(2)}`;
       const files = typeof target === 'string' ? [target] : Object.values(target);
       for (const file of files) {
-        if (!existsSync(join(project, 'node_modules', name, file))) throw new Error(`${specifier}: missing ${file}`);
+        if (!existsSync(join(project, 'node_modules', name, file)))
+          throw new Error(`${specifier}: missing ${file}`);
       }
       const source = readFileSync(join(project, 'node_modules', name, target.default), 'utf8');
       const needsAbsentPeer = peers.some(
         (peer) =>
-          new RegExp(`from ['"]${peer}['"]`).test(source) &&
-          !existsSync(join(project, 'node_modules', peer)),
+          new RegExp(`from ['"]${peer}['"]`).test(source) && !existsSync(join(project, 'node_modules', peer)),
       );
       if (needsAbsentPeer) {
         console.log(`ok   ${specifier} (files present; imports an optional peer not installed alone)`);

@@ -25,7 +25,14 @@ function ensurePnpm() {
   if (probe.status === 0 && probe.stdout.trim().startsWith('10.')) return;
   console.log(`pnpm 10 not found: installing pnpm@${PNPM_VERSION} into .tools/`);
   mkdirSync(tools, { recursive: true });
-  const status = run('npm', ['install', '--prefix', tools, '--no-audit', '--no-fund', `pnpm@${PNPM_VERSION}`]);
+  const status = run('npm', [
+    'install',
+    '--prefix',
+    tools,
+    '--no-audit',
+    '--no-fund',
+    `pnpm@${PNPM_VERSION}`,
+  ]);
   if (status !== 0) process.exit(status);
 }
 
@@ -61,7 +68,11 @@ if (vitest !== 0) failed = true;
 for (const dir of readdirSync(join(root, 'packages'))) {
   const python = join(root, 'packages', dir, 'python');
   if (!existsSync(python)) continue;
-  const status = run('python3', [join(root, 'scripts', 'pyunit.py'), python, join(reports, `python-${dir}.json`)]);
+  const status = run('python3', [
+    join(root, 'scripts', 'pyunit.py'),
+    python,
+    join(reports, `python-${dir}.json`),
+  ]);
   if (status !== 0) failed = true;
 }
 

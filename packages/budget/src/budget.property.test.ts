@@ -75,7 +75,14 @@ describe('bucket math invariants (memory store)', () => {
             const result =
               operation.op === 'take'
                 ? store.take(operation.key, operation.limits, operation.amount, now)
-                : store.reserve(operation.key, operation.limits, operation.amount, operation.id, operation.leaseMs, now);
+                : store.reserve(
+                    operation.key,
+                    operation.limits,
+                    operation.amount,
+                    operation.id,
+                    operation.leaseMs,
+                    now,
+                  );
             if (!result.ok) expect(result.tokens).toBe(before);
             if (result.ok && operation.op === 'reserve') reserved.set(operation.id, operation.amount);
           } else if (operation.op === 'settle') {

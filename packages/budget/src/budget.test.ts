@@ -34,7 +34,9 @@ describe('tiers', () => {
     const { budget } = setup();
     await expect(budget.consume('k', 'gold')).rejects.toMatchObject({ code: 'BUDGET_UNKNOWN_TIER' });
     await expect(budget.consume('k', 'free', -1)).rejects.toMatchObject({ code: 'BUDGET_INVALID_ARGUMENT' });
-    await expect(budget.consume('k', 'free', Number.NaN)).rejects.toMatchObject({ code: 'BUDGET_INVALID_ARGUMENT' });
+    await expect(budget.consume('k', 'free', Number.NaN)).rejects.toMatchObject({
+      code: 'BUDGET_INVALID_ARGUMENT',
+    });
     await expect(budget.consume('', 'free')).rejects.toMatchObject({ code: 'BUDGET_INVALID_ARGUMENT' });
     await expect(budget.consume('k', 'free', 1001)).rejects.toMatchObject({
       code: 'BUDGET_COST_EXCEEDS_CAPACITY',
@@ -82,7 +84,9 @@ describe('consume', () => {
     expect(budget.consumeSync('s', 'basic', 10)).toMatchObject({ kind: 'allowed', remaining: 4990 });
     const asyncStore: BudgetStore = { ...memoryStore(), name: 'async', synchronous: false };
     const other = createBudget({ store: asyncStore });
-    expect(() => other.consumeSync('s', 'free')).toThrow(expect.objectContaining({ code: 'BUDGET_NOT_SYNCHRONOUS' }));
+    expect(() => other.consumeSync('s', 'free')).toThrow(
+      expect.objectContaining({ code: 'BUDGET_NOT_SYNCHRONOUS' }),
+    );
   });
 
   it('never denies unlimited but still meters it', async () => {
@@ -197,7 +201,11 @@ describe('reserve and settle', () => {
 describe('debit (post-paid) and the seed vocabulary', () => {
   it('goes into bounded debt and reports what it could not charge', async () => {
     const { budget, clock } = setup({ tiers: { post: { capacity: 10, refillPerSec: 1, maxDebt: 5 } } });
-    expect(await budget.debit('d', 'post', 12)).toMatchObject({ status: 'charged', charged: 12, remaining: -2 });
+    expect(await budget.debit('d', 'post', 12)).toMatchObject({
+      status: 'charged',
+      charged: 12,
+      remaining: -2,
+    });
     expect(await budget.debit('d', 'post', 10)).toMatchObject({ charged: 3, unpaid: 7, remaining: -5 });
     const denied = await budget.consume('d', 'post', 1);
     expect(denied).toMatchObject({ kind: 'denied', retryAfterMs: 6_000 });

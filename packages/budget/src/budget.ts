@@ -188,7 +188,10 @@ class TokenBudget implements Budget {
 
   defineTier(name: string, spec: TierSpec | null): void {
     if (typeof name !== 'string' || name.length === 0) {
-      throw new BudgetError(BudgetErrorCode.InvalidTier, `tier name must be a non-empty string, got ${String(name)}`);
+      throw new BudgetError(
+        BudgetErrorCode.InvalidTier,
+        `tier name must be a non-empty string, got ${String(name)}`,
+      );
     }
     this.tiers.set(name, resolveTier(name, spec));
   }
@@ -225,7 +228,10 @@ class TokenBudget implements Budget {
   async reserve(key: string, tier: TierName, max: number, leaseMs = 60_000): Promise<ReserveResult> {
     const resolved = this.check(key, tier, max, true);
     if (!(typeof leaseMs === 'number' && Number.isFinite(leaseMs) && leaseMs > 0)) {
-      throw new BudgetError(BudgetErrorCode.InvalidArgument, `leaseMs must be a finite number > 0, got ${leaseMs}`);
+      throw new BudgetError(
+        BudgetErrorCode.InvalidArgument,
+        `leaseMs must be a finite number > 0, got ${leaseMs}`,
+      );
     }
     const now = this.clock.now();
     const nonce = this.nonce();
@@ -263,7 +269,10 @@ class TokenBudget implements Budget {
   async settle(reservationId: string, used: number): Promise<SettleOutcome> {
     const { origin, tier, key } = parseReservationId(reservationId);
     if (!isAmount(used)) {
-      throw new BudgetError(BudgetErrorCode.InvalidArgument, `used must be a finite number >= 0, got ${used}`);
+      throw new BudgetError(
+        BudgetErrorCode.InvalidArgument,
+        `used must be a finite number >= 0, got ${used}`,
+      );
     }
     const resolved = this.tierOf(tier);
     if (!resolved.limits) {
@@ -371,10 +380,25 @@ class TokenBudget implements Budget {
     const fullAfterMs = msUntil(tokens, limits.capacity, limits);
     return ok
       ? new DecisionRecord('allowed', true, key, tier, cost, tokens, 0, fullAfterMs)
-      : new DecisionRecord('denied', false, key, tier, cost, tokens, msUntil(tokens, cost, limits), fullAfterMs);
+      : new DecisionRecord(
+          'denied',
+          false,
+          key,
+          tier,
+          cost,
+          tokens,
+          msUntil(tokens, cost, limits),
+          fullAfterMs,
+        );
   }
 
-  private degrade(key: string, tier: ResolvedTier, limits: BucketLimits, cost: number, error: unknown): Decision {
+  private degrade(
+    key: string,
+    tier: ResolvedTier,
+    limits: BucketLimits,
+    cost: number,
+    error: unknown,
+  ): Decision {
     if (tier.policy === 'local') {
       const { ok, tokens } = this.local().take(key, limits, cost, this.clock.now());
       if (ok) this.meter(key, tier, cost, 'consume', true);
@@ -419,7 +443,10 @@ class TokenBudget implements Budget {
 
   private checkKey(key: string): void {
     if (typeof key !== 'string' || key.length === 0) {
-      throw new BudgetError(BudgetErrorCode.InvalidArgument, `key must be a non-empty string, got ${String(key)}`);
+      throw new BudgetError(
+        BudgetErrorCode.InvalidArgument,
+        `key must be a non-empty string, got ${String(key)}`,
+      );
     }
   }
 

@@ -27,7 +27,7 @@ export type BudgetErrorCode = (typeof BudgetErrorCode)[keyof typeof BudgetErrorC
  * `degraded` decisions).
  */
 export class BudgetError extends Error {
-  private readonly [marker] = true;
+  readonly [marker] = true;
   override readonly name = 'BudgetError';
   readonly code: BudgetErrorCode;
   constructor(code: BudgetErrorCode, message: string, options?: { cause?: unknown }) {

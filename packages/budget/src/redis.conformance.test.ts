@@ -7,7 +7,11 @@ const prefix = testPrefix('conformance');
 
 describe.skipIf(!hasRedis)('redis store', () => {
   afterAll(() => deleteByPrefix(prefix));
-  testBudgetStore('redis', () => redisStore({ url: REDIS_URL, prefix, timeSource: 'caller', timeoutMs: 2_000 }), {
-    seeds: [1, 2, 3, 4, 5, 6],
-  });
+  testBudgetStore(
+    'redis',
+    () => redisStore({ url: REDIS_URL, prefix, timeSource: 'caller', timeoutMs: 2_000 }),
+    {
+      seeds: [1, 2, 3, 4, 5, 6],
+    },
+  );
 });

@@ -122,7 +122,13 @@ class RedisStore implements RedisBudgetStore {
     return { ok: reply[0] === 1, tokens: Number(reply[1]) };
   }
 
-  async settle(key: string, limits: BucketLimits, id: string, used: number, now: number): Promise<SettleResult> {
+  async settle(
+    key: string,
+    limits: BucketLimits,
+    id: string,
+    used: number,
+    now: number,
+  ): Promise<SettleResult> {
     const reply = await this.run(key, 'settle', limits, used, now, id, 0);
     return {
       status: reply[4] === 'settled' ? 'settled' : 'unknown',

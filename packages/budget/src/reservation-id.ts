@@ -13,7 +13,12 @@ export interface ParsedReservationId {
  * Reservation ids carry their key and tier, so any replica can settle them:
  * `<origin><nonce>:<tier length>:<tier><key>`.
  */
-export function formatReservationId(origin: ReservationOrigin, nonce: string, tier: string, key: string): string {
+export function formatReservationId(
+  origin: ReservationOrigin,
+  nonce: string,
+  tier: string,
+  key: string,
+): string {
   return `${origin === 'local' ? 'L' : 'S'}${nonce}:${tier.length}:${tier}${key}`;
 }
 

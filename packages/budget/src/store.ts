@@ -55,7 +55,13 @@ export interface BudgetStore {
     now: number,
   ): MaybePromise<TakeResult>;
   /** Refund `reserved - used` (capped at capacity) or charge the excess; idempotent per `id`. */
-  settle(key: string, limits: BucketLimits, id: string, used: number, now: number): MaybePromise<SettleResult>;
+  settle(
+    key: string,
+    limits: BucketLimits,
+    id: string,
+    used: number,
+    now: number,
+  ): MaybePromise<SettleResult>;
   /** Post-paid charge: may go below zero down to `-limits.maxDebt`; the rest is reported unpaid. */
   debit(key: string, limits: BucketLimits, amount: number, now: number): MaybePromise<DebitResult>;
   /** Move the key to new limits, keeping its fill fraction (`tokens * new / old capacity`). */

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BudgetStore, MaybePromise } from './store';
 import { memoryStore } from './stores/memory';
+
 export { type ManualClock, manualClock } from './manual-clock';
+
 import type { BucketLimits } from './tiers';
 
 /** Options of {@link testBudgetStore}. */
@@ -45,7 +47,13 @@ export type StoreOperation =
       readonly id: string;
       readonly leaseMs: number;
     }
-  | { readonly op: 'settle'; readonly key: string; readonly limits: BucketLimits; readonly id: string; readonly amount: number }
+  | {
+      readonly op: 'settle';
+      readonly key: string;
+      readonly limits: BucketLimits;
+      readonly id: string;
+      readonly amount: number;
+    }
   | { readonly op: 'debit'; readonly key: string; readonly limits: BucketLimits; readonly amount: number }
   | { readonly op: 'rescale'; readonly key: string; readonly limits: BucketLimits }
   | { readonly op: 'peek'; readonly key: string; readonly limits: BucketLimits }
@@ -119,10 +127,13 @@ export function sameObservation(
   a: readonly (number | string | boolean)[],
   b: readonly (number | string | boolean)[],
 ): boolean {
-  return a.length === b.length && a.every((value, i) => {
-    const other = b[i];
-    return typeof value === 'number' && typeof other === 'number' ? close(value, other) : value === other;
-  });
+  return (
+    a.length === b.length &&
+    a.every((value, i) => {
+      const other = b[i];
+      return typeof value === 'number' && typeof other === 'number' ? close(value, other) : value === other;
+    })
+  );
 }
 
 /**

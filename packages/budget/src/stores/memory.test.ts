@@ -34,7 +34,10 @@ describe('memoryStore: bounded memory', () => {
     const store = memoryStore({ sweepPerOperation: 4 });
     for (let i = 0; i < 10_000; i++) store.take(`k${i}`, FREE, 1, 0);
     let now = 1_000;
-    for (let i = 0; i < 20_000 && store.size > 1; i++) store.take('hot', FREE, 1, (now += 0.001));
+    for (let i = 0; i < 20_000 && store.size > 1; i++) {
+      now += 0.001;
+      store.take('hot', FREE, 1, now);
+    }
     expect(store.size).toBeLessThanOrEqual(1);
   });
 
@@ -76,6 +79,8 @@ describe('memoryStore: bounded memory', () => {
   });
 
   it('rejects a nonsensical cap', () => {
-    expect(() => memoryStore({ maxKeys: 0 })).toThrow(expect.objectContaining({ code: 'BUDGET_INVALID_ARGUMENT' }));
+    expect(() => memoryStore({ maxKeys: 0 })).toThrow(
+      expect.objectContaining({ code: 'BUDGET_INVALID_ARGUMENT' }),
+    );
   });
 });

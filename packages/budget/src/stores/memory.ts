@@ -80,7 +80,6 @@ class MemoryBudgetStore implements MemoryStore {
   private readonly index = new Map<string, number>();
   private readonly held = new ReservationHeap();
   private slots = 0;
-  private used = 0;
   private tokens = new Float64Array(0);
   private stamps = new Float64Array(0);
   private fullAt = new Float64Array(0);
@@ -96,7 +95,10 @@ class MemoryBudgetStore implements MemoryStore {
 
   constructor({ maxKeys = 1_000_000, sweepPerOperation = 2, onEvict }: MemoryStoreOptions) {
     if (!Number.isInteger(maxKeys) || maxKeys < 1) {
-      throw new BudgetError(BudgetErrorCode.InvalidArgument, `maxKeys must be an integer >= 1, got ${maxKeys}`);
+      throw new BudgetError(
+        BudgetErrorCode.InvalidArgument,
+        `maxKeys must be an integer >= 1, got ${maxKeys}`,
+      );
     }
     this.maxKeys = maxKeys;
     this.sweepPerOperation = Math.max(0, Math.floor(sweepPerOperation));
