@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HandlePoolError, HandlePoolErrorCode } from './errors';
-import type { DischargeContext, DischargerPlugin, Handle, HandlePoolEvent } from './index';
+import type { DischargeContext, Discharger, DischargerPlugin, Handle, HandlePoolEvent } from './index';
 import { createHandlePool } from './index';
 
 function manualClock(start = 0) {
@@ -389,6 +389,56 @@ describe('discharge', () => {
     });
   });
 
+  it('uses the timers of an injected clock', async () => {
+    const scheduled: { callback: () => void; ms: number }[] = [];
+    const cleared: unknown[] = [];
+    const clock = {
+      time: 0,
+      now() {
+        return this.time;
+      },
+      setTimeout(callback: () => void, ms: number) {
+        scheduled.push({ callback, ms });
+        return scheduled.length;
+      },
+      clearTimeout(timer: unknown) {
+        cleared.push(timer);
+      },
+    };
+    const pool = createHandlePool({
+      clock,
+      defaultTimeoutMs: 250,
+      dischargers: { ok: () => {}, hang: () => new Promise<void>(() => {}) },
+    });
+
+    await pool.discharge(pool.track({ binding: 'quick', obligation: 'ok' }));
+    expect(scheduled.map((timer) => timer.ms)).toEqual([250]);
+    expect(cleared).toEqual([1]);
+
+    const pending = pool.discharge(pool.track({ binding: 'stuck', obligation: 'hang' }));
+    expect(scheduled).toHaveLength(2);
+    clock.time = 250;
+    scheduled[1]?.callback();
+    expect(await pending).toMatchObject({
+      status: 'failed',
+      durationMs: 250,
+      error: { code: 'HANDLE_DISCHARGE_TIMEOUT' },
+    });
+  });
+
+  it('runs without a timer when timeoutMs is Infinity', async () => {
+    const setTimeoutSpy = vi.fn();
+    const pool = createHandlePool({
+      clock: { now: () => 0, setTimeout: setTimeoutSpy, clearTimeout: () => {} },
+      dischargers: { ok: async () => {} },
+    });
+    const outcome = await pool.discharge(pool.track({ binding: 'b', obligation: 'ok' }), {
+      timeoutMs: Number.POSITIVE_INFINITY,
+    });
+    expect(outcome.status).toBe('discharged');
+    expect(setTimeoutSpy).not.toHaveBeenCalled();
+  });
+
   it('fails with HANDLE_DISCHARGE_ABORTED when the caller signal aborts', async () => {
     const pool = createHandlePool({ dischargers: { hang: () => new Promise<void>(() => {}) } });
     const controller = new AbortController();
@@ -455,5 +505,17 @@ describe('onEvent', () => {
     } finally {
       vi.unstubAllGlobals();
     }
+  });
+});
+
+describe('types', () => {
+  it('accepts resource-typed dischargers in the dischargers record', async () => {
+    const closed: string[] = [];
+    const closeFile: Discharger<{ path: string }> = (handle) => void closed.push(handle.resource.path);
+    const pool = createHandlePool({ dischargers: { 'fs:close': closeFile } });
+    const handle = pool.track({ binding: 'f', obligation: 'fs:close', resource: { path: '/tmp/f' } });
+    expect(handle.resource.path).toBe('/tmp/f');
+    await pool.drain();
+    expect(closed).toEqual(['/tmp/f']);
   });
 });

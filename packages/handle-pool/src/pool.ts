@@ -27,15 +27,15 @@ import type {
  *   `HANDLE_POOL_DUPLICATE_DISCHARGER` when `dischargers` names an obligation twice.
  * @example
  * ```ts
- * import { open } from 'node:fs/promises';
+ * import { type FileHandle, open } from 'node:fs/promises';
  * import { createHandlePool } from '@trestle/handle-pool';
  *
- * await using pool = createHandlePool({
- *   dischargers: { 'fs:close': (handle) => (handle.resource as FileHandle).close() },
- * });
+ * await using pool = createHandlePool();
+ * pool.registerDischarger<FileHandle>('fs:close', (handle) => handle.resource.close());
  * const file = await open('data.csv');
  * const handle = pool.track({ binding: 'data.csv', obligation: 'fs:close', resource: file });
- * // ... use the file; on scope exit the pool closes whatever is still open, newest first.
+ * await pool.discharge(handle); // { status: 'discharged', ... }
+ * // On scope exit the pool drains whatever is still live, newest first, and closes.
  * ```
  */
 export function createHandlePool(options: HandlePoolOptions = {}): HandlePool {

@@ -50,10 +50,11 @@ export interface DischargeContext {
  * Releases one handle's resource. Resolve (or return) when the resource is released; throw or reject
  * when it could not be. It runs at most once per handle.
  */
-export type Discharger<TResource = unknown> = (
-  handle: Handle<TResource>,
-  context: DischargeContext,
-) => void | Promise<void>;
+export type Discharger<TResource = unknown> = {
+  // Method syntax makes the parameter bivariant, so a `Discharger<FileHandle>` fits where a
+  // `Discharger` is expected (the `dischargers` record) without casts.
+  bivariant(handle: Handle<TResource>, context: DischargeContext): void | Promise<void>;
+}['bivariant'];
 
 /**
  * The object form of a discharger: the plugin contract. Write a factory that returns one,
@@ -208,8 +209,9 @@ export interface DrainOptions {
 }
 
 /**
- * What a drain did. Every handle live when the drain started, and every handle tracked while it ran,
- * appears exactly once across `discharged`, `failed` and `noDischarger`, each list in discharge order.
+ * What a drain did. Every handle live when the drain started (including one whose discharge was already
+ * running) appears exactly once across `discharged`, `failed` and `noDischarger`, each list in discharge
+ * order; so does every handle tracked while the drain ran and not settled by someone else first.
  */
 export interface DrainReport {
   readonly discharged: Handle[];
