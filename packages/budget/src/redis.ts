@@ -31,6 +31,13 @@ export interface RedisStoreOptions {
    */
   readonly timeoutMs?: number;
   /**
+   * How long a call made before the first connection outcome (cold start: loading ioredis, TCP, the
+   * ready check) may wait for it. The store starts connecting when created; `await store.ready()` at
+   * startup so the first calls do not come back degraded.
+   * @default timeoutMs
+   */
+  readonly connectTimeoutMs?: number;
+  /**
    * Where bucket time comes from. `'server'` uses the Redis server clock (`TIME`), so replicas with
    * skewed clocks agree; `'caller'` uses the `now` passed by the budget (for tests with a manual clock).
    * @default 'server'
@@ -48,11 +55,21 @@ export interface RedisBudgetStore extends BudgetStore {
   readonly synchronous: false;
   readonly prefix: string;
   take(key: string, limits: BucketLimits, cost: number, now: number): Promise<TakeResult>;
+  /**
+   * Resolves when the first connection attempt has an outcome.
+   * @default timeoutMs 5_000
+   * @throws BudgetError `BUDGET_STORE_TIMEOUT` when there is none within `timeoutMs`.
+   */
+  ready(timeoutMs?: number): Promise<void>;
+  /** Closes a client the store created (at once, without waiting for Redis); idempotent. */
   dispose(): Promise<void>;
 }
 
-type Reply = [number, string, string, string, string];
-type ScriptClient = Pick<Redis, 'evalsha' | 'eval' | 'del' | 'quit'>;
+type Reply = [number, string, string, string, string, string];
+
+/** Replies kept to estimate the offset between this process's clock and the Redis clock. */
+const OFFSET_WINDOW = 32;
+type ScriptClient = Pick<Redis, 'evalsha' | 'eval' | 'del' | 'quit'> & { disconnect?: () => void };
 
 /**
  * Creates a budget store on Redis: one atomic Lua script per operation on one hash-tagged key,
@@ -79,7 +96,13 @@ class RedisStore implements RedisBudgetStore {
   readonly synchronous = false as const;
   readonly prefix: string;
   private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly serverTime: boolean;
+  private created: ScriptClient | undefined;
+  private disposed = false;
+  /** Recent `serverNow - sentAt` samples; their minimum bounds the true offset from above. */
+  private readonly offsets: number[] = [];
+  private offset: number | undefined;
   private readonly clock: Clock;
   private client: ScriptClient | undefined;
   private connecting: Promise<ScriptClient> | undefined;
@@ -101,8 +124,16 @@ class RedisStore implements RedisBudgetStore {
     this.redisOptions = options.redisOptions;
     this.prefix = options.prefix ?? 'trestle:budget:';
     this.timeoutMs = timeoutMs;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? timeoutMs;
     this.serverTime = (options.timeSource ?? 'server') === 'server';
     this.clock = options.clock ?? systemClock;
+    // Start connecting now, so that the first call does not pay for loading ioredis and the handshake.
+    if (this.owned) this.connect().catch(() => undefined);
+  }
+
+  async ready(timeoutMs = 5_000): Promise<void> {
+    if (this.client) return;
+    await this.deadline(this.connect(), 'ready', '', timeoutMs);
   }
 
   async take(key: string, limits: BucketLimits, cost: number, now: number): Promise<TakeResult> {
@@ -152,16 +183,27 @@ class RedisStore implements RedisBudgetStore {
   }
 
   async delete(key: string): Promise<void> {
-    const client = await this.connect();
+    const client = await this.connected('delete', key);
     const bucket = `${this.prefix}{${key}}`;
-    await this.deadline(client.del(bucket, `${bucket}:r`), 'delete', key);
+    await this.deadline(client.del(bucket, `${bucket}:r`), 'delete', key, this.timeoutMs);
   }
 
   async dispose(): Promise<void> {
-    const client = this.client;
+    this.disposed = true;
     this.client = undefined;
-    this.connecting = undefined;
-    if (this.owned && client) await client.quit().catch(() => undefined);
+    const created = this.created;
+    this.created = undefined;
+    // Never wait on Redis here (it may be frozen): drop the connection and stop reconnecting.
+    created?.disconnect?.();
+  }
+
+  /** The client, waiting (bounded) for the first connection outcome. */
+  private connected(op: string, key: string): Promise<ScriptClient> {
+    if (this.disposed) {
+      return Promise.reject(new BudgetError(BudgetErrorCode.StoreUnavailable, 'store "redis" was disposed'));
+    }
+    if (this.client) return Promise.resolve(this.client);
+    return this.deadline(this.connect(), op, key, this.connectTimeoutMs);
   }
 
   private async run(
@@ -173,8 +215,13 @@ class RedisStore implements RedisBudgetStore {
     id: string,
     leaseMs: number,
   ): Promise<Reply> {
-    const client = this.client ?? (await this.deadline(this.connect(), op, key));
+    const client = this.client ?? (await this.connected(op, key));
     const bucket = `${this.prefix}{${key}}`;
+    const sentAt = this.clock.now();
+    // With the server clock, tell the script when we stop waiting (in server time, estimated no
+    // earlier than the truth), so a call that runs after we reported a timeout charges nothing.
+    const deadline =
+      this.serverTime && this.offset !== undefined ? String(sentAt + this.timeoutMs + this.offset) : '';
     const args = [
       op,
       String(limits.capacity),
@@ -184,6 +231,7 @@ class RedisStore implements RedisBudgetStore {
       this.serverTime ? '' : String(now),
       id,
       String(leaseMs),
+      deadline,
     ];
     const call = client.evalsha(SHA, 2, bucket, `${bucket}:r`, ...args).catch((error: unknown) => {
       if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
@@ -191,19 +239,41 @@ class RedisStore implements RedisBudgetStore {
       }
       throw error;
     });
-    return (await this.deadline(call, op, key)) as Reply;
+    const reply = (await this.deadline(call, op, key, this.timeoutMs)) as Reply;
+    if (this.serverTime) this.observe(Number(reply[5]) - sentAt);
+    if (reply[4] === 'late') {
+      throw new BudgetError(
+        BudgetErrorCode.StoreTimeout,
+        `store "redis" ran ${op} for key "${key}" after its ${this.timeoutMs} ms deadline; nothing was changed`,
+      );
+    }
+    return reply;
   }
 
-  private deadline<T>(promise: Promise<T>, op: string, key: string): Promise<T> {
+  private observe(sample: number): void {
+    if (!Number.isFinite(sample)) return;
+    const offsets = this.offsets;
+    offsets.push(sample);
+    if (offsets.length > OFFSET_WINDOW) {
+      const dropped = offsets.shift()!;
+      if (dropped === this.offset) {
+        this.offset = Math.min(...offsets);
+        return;
+      }
+    }
+    if (this.offset === undefined || sample < this.offset) this.offset = sample;
+  }
+
+  private deadline<T>(promise: Promise<T>, op: string, key: string, timeoutMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         reject(
           new BudgetError(
             BudgetErrorCode.StoreTimeout,
-            `store "redis" did not answer ${op} for key "${key}" within ${this.timeoutMs} ms`,
+            `store "redis" did not answer ${op} for key "${key}" within ${timeoutMs} ms`,
           ),
         );
-      }, this.timeoutMs);
+      }, timeoutMs);
       promise.then(
         (value) => {
           this.clock.clearTimeout(timer);
@@ -238,6 +308,11 @@ class RedisStore implements RedisBudgetStore {
       });
       // Errors surface per call (and as degraded decisions); keep the emitter from crashing the process.
       client.on('error', () => undefined);
+      if (this.disposed) {
+        client.disconnect();
+        throw new BudgetError(BudgetErrorCode.StoreUnavailable, 'store "redis" was disposed');
+      }
+      this.created = client;
       // Without an offline queue, commands sent before 'ready' fail: wait for the first outcome.
       return new Promise<ScriptClient>((resolve) => {
         const settle = () => {

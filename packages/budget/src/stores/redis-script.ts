@@ -4,8 +4,9 @@
  * suite can require identical results from both stores.
  *
  * KEYS[1] bucket hash {t, ts, c, r, nx, b}   KEYS[2] reservations hash {id -> "amount|expiresAt|createdAt"}
- * ARGV: op, capacity, refillPerMs, maxDebt, amount, now ('' = Redis server clock), id, leaseMs
- * Returns { ok (0/1), tokens, a, b, status } with numbers as %.17g strings (exact round trip).
+ * ARGV: op, capacity, refillPerMs, maxDebt, amount, now ('' = Redis server clock), id, leaseMs,
+ *       deadline (server ms; '' = none): a call that runs after the caller gave up changes nothing.
+ * Returns { ok (0/1), tokens, a, b, status, now } with numbers as %.17g strings (exact round trip).
  */
 export const BUCKET_SCRIPT = `
 local op = ARGV[1]
@@ -19,6 +20,9 @@ if ARGV[6] == '' then
   now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 else
   now = tonumber(ARGV[6])
+end
+if ARGV[9] ~= nil and ARGV[9] ~= '' and now > tonumber(ARGV[9]) then
+  return { 0, '0', '0', '0', 'late', string.format('%.17g', now) }
 end
 local bk = KEYS[1]
 local rk = KEYS[2]
@@ -121,7 +125,7 @@ local function debit(amt)
 end
 
 if op == 'take' or op == 'reserve' then
-  if tok + EPSILON < amount then return { 0, fmt(tok), '0', '0', 'denied' } end
+  if tok + EPSILON < amount then return { 0, fmt(tok), '0', '0', 'denied', fmt(now) } end
   local left = 0
   if tok > amount then left = tok - amount end
   if op == 'reserve' then
@@ -135,35 +139,35 @@ if op == 'take' or op == 'reserve' then
     if left < cap and (nx == nil or expires < nx) then nx = expires end
   end
   if amount > 0 then write(left) end
-  return { 1, fmt(left), '0', '0', 'allowed' }
+  return { 1, fmt(left), '0', '0', 'allowed', fmt(now) }
 elseif op == 'settle' then
   local id = ARGV[7]
   local rec = redis.call('HGET', rk, id)
-  if not rec then return { 0, fmt(tok), '0', '0', 'unknown' } end
+  if not rec then return { 0, fmt(tok), '0', '0', 'unknown', fmt(now) } end
   redis.call('HDEL', rk, id)
   local a, e = string.match(rec, '^([^|]+)|([^|]+)|')
   a = tonumber(a); e = tonumber(e)
-  if e <= now then return { 0, fmt(tok), '0', '0', 'unknown' } end
+  if e <= now then return { 0, fmt(tok), '0', '0', 'unknown', fmt(now) } end
   if amount <= a then
-    if not present then return { 1, fmt(tok), '0', '0', 'settled' } end
+    if not present then return { 1, fmt(tok), '0', '0', 'settled', fmt(now) } end
     local after = tok + (a - amount)
     if after > cap then after = cap end
     local refunded = after - tok
     write(after)
-    return { 1, fmt(after), fmt(refunded), '0', 'settled' }
+    return { 1, fmt(after), fmt(refunded), '0', 'settled', fmt(now) }
   end
   local charged, left = debit(amount - a)
-  return { 1, fmt(left), '0', fmt(charged), 'settled' }
+  return { 1, fmt(left), '0', fmt(charged), 'settled', fmt(now) }
 elseif op == 'debit' then
   local charged, left = debit(amount)
-  return { 1, fmt(left), fmt(charged), fmt(amount - charged), 'charged' }
+  return { 1, fmt(left), fmt(charged), fmt(amount - charged), 'charged', fmt(now) }
 elseif op == 'rescale' then
-  if not present then return { 1, fmt(cap), '0', '0', 'ok' } end
+  if not present then return { 1, fmt(cap), '0', '0', 'ok', fmt(now) } end
   local scaled = unclamped * cap / oc
   write(scaled)
-  return { 1, fmt(scaled), '0', '0', 'ok' }
+  return { 1, fmt(scaled), '0', '0', 'ok', fmt(now) }
 elseif op == 'peek' then
-  return { 1, fmt(tok), '0', '0', 'ok' }
+  return { 1, fmt(tok), '0', '0', 'ok', fmt(now) }
 end
 return redis.error_reply('ERR unknown budget op ' .. tostring(op))
 `;
