@@ -17,7 +17,8 @@ export const MEMORY_IDS = {
   floorAsync: 'floor-await',
 } as const;
 
-export function memoryContenders(keys: readonly string[], tier: BenchTier): Contender[] {
+/** Factories (a fresh store each call), in table order. */
+export function memoryContenders(keys: readonly string[], tier: BenchTier): (() => Contender)[] {
   const length = keys.length;
   const spec = TIERS[tier];
 
@@ -86,6 +87,10 @@ export function memoryContenders(keys: readonly string[], tier: BenchTier): Cont
         next = j;
         return allowed;
       },
+      // Clears the records and their expiry timers (RateLimiterMemory has no dispose).
+      async dispose() {
+        for (const key of keys) await limiter.delete(key);
+      },
     };
   };
 
@@ -129,5 +134,5 @@ export function memoryContenders(keys: readonly string[], tier: BenchTier): Cont
     };
   };
 
-  return [trestleSync(), trestleAsync(), rlf(), floorSync(), floorAsync()];
+  return [trestleSync, trestleAsync, rlf, floorSync, floorAsync];
 }

@@ -70,12 +70,16 @@ const clientOptions = (): RedisOptions => ({
 
 async function connect(url: string): Promise<Redis> {
   const client = new Redis(url, clientOptions());
-  client.on('error', () => undefined);
+  let lastError: unknown;
+  client.on('error', (error: unknown) => {
+    lastError = error;
+  });
   try {
     await client.connect();
   } catch (error) {
     client.disconnect();
-    throw error;
+    // ioredis rejects with "Connection is closed."; the 'error' event carries the cause (ECONNREFUSED...).
+    throw lastError instanceof Error ? lastError : error;
   }
   return client;
 }

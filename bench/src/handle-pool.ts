@@ -58,8 +58,8 @@ export async function runHandlePoolBench(options: ThroughputOptions): Promise<Ha
 
     const floor = new Map<string, object>();
     let floorId = 0;
-    const contenders: Contender[] = [
-      {
+    const contenders: (() => Contender)[] = [
+      () => ({
         id: 'handle-pool-track-forget',
         label: 'handle-pool track + forget',
         mode: 'sync',
@@ -68,8 +68,8 @@ export async function runHandlePoolBench(options: ThroughputOptions): Promise<Ha
           for (let i = 0; i < n; i++) if (forgetPool.forget(forgetPool.track(input))) ok++;
           return ok;
         },
-      },
-      {
+      }),
+      () => ({
         id: 'handle-pool-track-discharge',
         label: 'handle-pool track + await discharge',
         mode: 'async',
@@ -83,8 +83,8 @@ export async function runHandlePoolBench(options: ThroughputOptions): Promise<Ha
           }
           return ok;
         },
-      },
-      {
+      }),
+      () => ({
         id: 'floor-map-set-delete',
         label: 'floor Map set + delete (sync)',
         mode: 'sync',
@@ -97,7 +97,7 @@ export async function runHandlePoolBench(options: ThroughputOptions): Promise<Ha
           }
           return ok;
         },
-      },
+      }),
     ];
     return { skipped: false, rows: await measureThroughput(contenders, options) };
   } catch (error) {

@@ -135,7 +135,7 @@ export function throughputText(section: ThroughputSection): string {
     `\n${section.title}`,
     ...section.notes.map((note) => `  ${note}`),
     table(
-      ['contender', 'mode', 'median', 'MAD', 'range over rounds', section.okHeader ?? 'allowed'],
+      ['contender', 'mode', 'ops/s', 'MAD', 'range of samples', section.okHeader ?? 'allowed'],
       rows,
       [2, 3],
     ),

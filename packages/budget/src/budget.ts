@@ -377,19 +377,9 @@ class TokenBudget implements Budget {
     ok: boolean,
     tokens: number,
   ): DecisionRecord {
-    const fullAfterMs = msUntil(tokens, limits.capacity, limits);
     return ok
-      ? new DecisionRecord('allowed', true, key, tier, cost, tokens, 0, fullAfterMs)
-      : new DecisionRecord(
-          'denied',
-          false,
-          key,
-          tier,
-          cost,
-          tokens,
-          msUntil(tokens, cost, limits),
-          fullAfterMs,
-        );
+      ? new DecisionRecord('allowed', true, key, tier, cost, tokens, 0)
+      : new DecisionRecord('denied', false, key, tier, cost, tokens, msUntil(tokens, cost, limits));
   }
 
   private degrade(
@@ -418,7 +408,7 @@ class TokenBudget implements Budget {
   ): Decision {
     this.meter(key, tier, cost, operation, false);
     const infinite = Number.POSITIVE_INFINITY;
-    return new DecisionRecord('allowed', true, key, tier, cost, infinite, 0, 0) as Decision;
+    return new DecisionRecord('allowed', true, key, tier, cost, infinite, 0) as Decision;
   }
 
   private meter(

@@ -1,3 +1,4 @@
+import { msUntil } from './bucket-math';
 import type { ResolvedTier } from './tiers';
 
 /** IETF RateLimit header values (draft-ietf-httpapi-ratelimit-headers), ready to set on a response. */
@@ -60,18 +61,18 @@ export interface DegradedDecision extends DecisionBase {
 /** What `consume` / `reserve` return. A denial is a decision, never an exception. */
 export type Decision = AllowedDecision | DeniedDecision | DegradedDecision;
 
-/** Builds decisions; `headers` is a lazy getter so the hot path allocates no strings. */
+/**
+ * Builds decisions. Only what the hot path knows is stored; `tier`, `limit`, `fullAfterMs` and
+ * `headers` are computed on first read (`toJSON` includes them all).
+ */
 export class DecisionRecord {
   readonly kind: Decision['kind'];
   readonly allowed: boolean;
   readonly key: string;
-  readonly tier: string;
   readonly cost: number;
-  readonly limit: number;
   readonly remaining: number;
   readonly retryAfterMs: number;
-  readonly fullAfterMs: number;
-  private readonly windowSec: number;
+  protected readonly resolved: ResolvedTier;
   private cachedHeaders: RateLimitHeaders | undefined;
 
   constructor(
@@ -82,24 +83,40 @@ export class DecisionRecord {
     cost: number,
     remaining: number,
     retryAfterMs: number,
-    fullAfterMs: number,
   ) {
     this.kind = kind;
     this.allowed = allowed;
     this.key = key;
-    this.tier = tier.name;
     this.cost = cost;
-    this.limit = tier.limits ? tier.limits.capacity : Number.POSITIVE_INFINITY;
     this.remaining = remaining;
     this.retryAfterMs = retryAfterMs;
-    this.fullAfterMs = fullAfterMs;
-    this.windowSec = tier.windowSec;
+    this.resolved = tier;
     this.cachedHeaders = undefined;
   }
 
+  get tier(): string {
+    return this.resolved.name;
+  }
+
+  get limit(): number {
+    const limits = this.resolved.limits;
+    return limits ? limits.capacity : Number.POSITIVE_INFINITY;
+  }
+
+  get fullAfterMs(): number {
+    const limits = this.resolved.limits;
+    if (!limits || Number.isNaN(this.remaining)) return 0;
+    return msUntil(this.remaining, limits.capacity, limits);
+  }
+
   get headers(): RateLimitHeaders {
-    this.cachedHeaders ??= rateLimitHeaders(this, this.windowSec);
+    this.cachedHeaders ??= rateLimitHeaders(this, this.resolved.windowSec);
     return this.cachedHeaders;
+  }
+
+  toJSON(): Record<string, unknown> {
+    const { kind, allowed, key, tier, cost, limit, remaining, retryAfterMs, fullAfterMs, headers } = this;
+    return { kind, allowed, key, tier, cost, limit, remaining, retryAfterMs, fullAfterMs, headers };
   }
 }
 
@@ -125,11 +142,14 @@ export class DegradedRecord extends DecisionRecord {
       cost,
       base ? base.remaining : Number.NaN,
       base ? base.retryAfterMs : 0,
-      base ? base.fullAfterMs : 0,
     );
     this.policy = policy;
     this.error = error;
     this.reason = describe(error);
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), policy: this.policy, reason: this.reason };
   }
 }
 

@@ -3,6 +3,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { type Clock, systemClock } from './clock';
 import { BudgetError, BudgetErrorCode } from './errors';
 import type { BudgetStore, DebitResult, SettleResult, TakeResult } from './store';
+import { DeadlineQueue } from './stores/deadline-queue';
 import { BUCKET_SCRIPT } from './stores/redis-script';
 import type { BucketLimits } from './tiers';
 
@@ -39,7 +40,8 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs?: number;
   /**
    * Where bucket time comes from. `'server'` uses the Redis server clock (`TIME`), so replicas with
-   * skewed clocks agree; `'caller'` uses the `now` passed by the budget (for tests with a manual clock).
+   * skewed clocks agree; `'caller'` uses the `now` passed by the budget (for tests with a manual clock;
+   * keys then expire after a day of real time instead of when they are full).
    * @default 'server'
    */
   readonly timeSource?: 'server' | 'caller';
@@ -103,6 +105,9 @@ class RedisStore implements RedisBudgetStore {
   /** Recent `serverNow - sentAt` samples; their minimum bounds the true offset from above. */
   private readonly offsets: number[] = [];
   private offset: number | undefined;
+  private readonly deadlines: DeadlineQueue;
+  /** `[capacity, refillPerMs, maxDebt]` as strings, per (interned) limits object. */
+  private readonly limitArgs = new WeakMap<BucketLimits, readonly [string, string, string]>();
   private readonly clock: Clock;
   private client: ScriptClient | undefined;
   private connecting: Promise<ScriptClient> | undefined;
@@ -127,6 +132,7 @@ class RedisStore implements RedisBudgetStore {
     this.connectTimeoutMs = options.connectTimeoutMs ?? timeoutMs;
     this.serverTime = (options.timeSource ?? 'server') === 'server';
     this.clock = options.clock ?? systemClock;
+    this.deadlines = new DeadlineQueue(this.clock, timeoutMs);
     // Start connecting now, so that the first call does not pay for loading ioredis and the handshake.
     if (this.owned) this.connect().catch(() => undefined);
   }
@@ -217,29 +223,60 @@ class RedisStore implements RedisBudgetStore {
   ): Promise<Reply> {
     const client = this.client ?? (await this.connected(op, key));
     const bucket = `${this.prefix}{${key}}`;
+    let limitArgs = this.limitArgs.get(limits);
+    if (!limitArgs) {
+      limitArgs = [String(limits.capacity), String(limits.refillPerMs), String(limits.maxDebt)];
+      this.limitArgs.set(limits, limitArgs);
+    }
     const sentAt = this.clock.now();
     // With the server clock, tell the script when we stop waiting (in server time, estimated no
     // earlier than the truth), so a call that runs after we reported a timeout charges nothing.
     const deadline =
       this.serverTime && this.offset !== undefined ? String(sentAt + this.timeoutMs + this.offset) : '';
-    const args = [
+    const args: (string | number)[] = [
+      SHA,
+      2,
+      bucket,
+      `${bucket}:r`,
       op,
-      String(limits.capacity),
-      String(limits.refillPerMs),
-      String(limits.maxDebt),
+      limitArgs[0],
+      limitArgs[1],
+      limitArgs[2],
       String(amount),
       this.serverTime ? '' : String(now),
       id,
       String(leaseMs),
       deadline,
     ];
-    const call = client.evalsha(SHA, 2, bucket, `${bucket}:r`, ...args).catch((error: unknown) => {
-      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
-        return client.eval(BUCKET_SCRIPT, 2, bucket, `${bucket}:r`, ...args);
-      }
-      throw error;
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      const done = this.deadlines.add(() =>
+        reject(
+          new BudgetError(
+            BudgetErrorCode.StoreTimeout,
+            `store "redis" did not answer ${op} for key "${key}" within ${this.timeoutMs} ms`,
+          ),
+        ),
+      );
+      const fail = (error: unknown) => {
+        done();
+        reject(this.unavailable(error, op, key));
+      };
+      const succeed = (value: unknown) => {
+        done();
+        resolve(value as Reply);
+      };
+      (client.evalsha as (...args: (string | number)[]) => Promise<unknown>)(...args).then(
+        succeed,
+        (error) => {
+          if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+            args[0] = BUCKET_SCRIPT;
+            (client.eval as (...args: (string | number)[]) => Promise<unknown>)(...args).then(succeed, fail);
+          } else {
+            fail(error);
+          }
+        },
+      );
     });
-    const reply = (await this.deadline(call, op, key, this.timeoutMs)) as Reply;
     if (this.serverTime) this.observe(Number(reply[5]) - sentAt);
     if (reply[4] === 'late') {
       throw new BudgetError(
@@ -248,6 +285,16 @@ class RedisStore implements RedisBudgetStore {
       );
     }
     return reply;
+  }
+
+  private unavailable(error: unknown, op: string, key: string): BudgetError {
+    return BudgetError.isInstance(error)
+      ? error
+      : new BudgetError(
+          BudgetErrorCode.StoreUnavailable,
+          `store "redis" failed ${op} for key "${key}": ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
   }
 
   private observe(sample: number): void {
@@ -281,15 +328,7 @@ class RedisStore implements RedisBudgetStore {
         },
         (error: unknown) => {
           this.clock.clearTimeout(timer);
-          reject(
-            BudgetError.isInstance(error)
-              ? error
-              : new BudgetError(
-                  BudgetErrorCode.StoreUnavailable,
-                  `store "redis" failed ${op} for key "${key}": ${error instanceof Error ? error.message : String(error)}`,
-                  { cause: error },
-                ),
-          );
+          reject(this.unavailable(error, op, key));
         },
       );
     });

@@ -1,4 +1,4 @@
-import { covers, msUntil, refilled } from '../bucket-math';
+import { covers, refilled } from '../bucket-math';
 import { BudgetError, BudgetErrorCode } from '../errors';
 import type { BudgetStore, DebitResult, SettleResult, TakeResult } from '../store';
 import type { BucketLimits } from '../tiers';
@@ -89,6 +89,9 @@ class MemoryBudgetStore implements MemoryStore {
   private keys: (string | undefined)[] = [];
   private limitsOf: (BucketLimits | undefined)[] = [];
   private free: number[] = [];
+  /** Out-parameters of `load` (no allocation on the hot path). */
+  private loaded = 0;
+  private loadedRaw = 0;
   private head = NONE;
   private tail = NONE;
   private hand = 0;
@@ -116,8 +119,8 @@ class MemoryBudgetStore implements MemoryStore {
 
   take(key: string, limits: BucketLimits, cost: number, now: number): TakeResult {
     this.housekeep(now);
-    const slot = this.load(key, now);
-    const tokens = slot === undefined ? limits.capacity : this.current(slot, limits, now);
+    const slot = this.load(key, limits, now, true);
+    const tokens = this.loaded;
     if (!covers(tokens, cost)) {
       // A denied key is an active key: keep it away from the LRU end.
       if (slot !== undefined) this.touch(slot);
@@ -161,8 +164,8 @@ class MemoryBudgetStore implements MemoryStore {
 
   debit(key: string, limits: BucketLimits, amount: number, now: number): DebitResult {
     this.housekeep(now);
-    const slot = this.load(key, now);
-    const tokens = slot === undefined ? limits.capacity : this.current(slot, limits, now);
+    const slot = this.load(key, limits, now, true);
+    const tokens = this.loaded;
     const floor = 0 - limits.maxDebt;
     const wanted = tokens - amount;
     const left = wanted < floor ? (tokens < floor ? tokens : floor) : wanted;
@@ -173,19 +176,17 @@ class MemoryBudgetStore implements MemoryStore {
 
   rescale(key: string, limits: BucketLimits, now: number): number {
     this.housekeep(now);
-    const slot = this.load(key, now);
+    const slot = this.load(key, limits, now, false);
     if (slot === undefined) return limits.capacity;
-    const old = this.limitsOf[slot]!;
-    const tokens = refilled(this.tokens[slot]!, this.stamps[slot]!, now, old);
-    const scaled = (tokens * limits.capacity) / old.capacity;
+    const scaled = (this.loadedRaw * limits.capacity) / this.limitsOf[slot]!.capacity;
     this.write(slot, key, scaled, limits, now);
     return scaled;
   }
 
   peek(key: string, limits: BucketLimits, now: number): number {
     this.housekeep(now);
-    const slot = this.load(key, now);
-    return slot === undefined ? limits.capacity : this.current(slot, limits, now);
+    this.load(key, limits, now, false);
+    return this.loaded;
   }
 
   delete(key: string): void {
@@ -194,7 +195,8 @@ class MemoryBudgetStore implements MemoryStore {
   }
 
   sweep(now: number, max = Number.POSITIVE_INFINITY): number {
-    this.held.popExpired(now, (reservation) => this.expire(reservation, now));
+    for (let due = this.held.popDue(now); due !== undefined; due = this.held.popDue(now))
+      this.expire(due, now);
     let dropped = 0;
     for (let slot = 0; slot < this.slots && dropped < max; slot++) {
       if (this.keys[slot] !== undefined && this.fullAt[slot]! <= now) {
@@ -213,28 +215,44 @@ class MemoryBudgetStore implements MemoryStore {
     this.resize(Math.min(INITIAL_SLOTS, this.maxKeys));
   }
 
-  /** Tokens of a stored bucket at `now` under the caller's limits (refilled under its stored limits). */
-  private current(slot: number, limits: BucketLimits, now: number): number {
-    const tokens = refilled(this.tokens[slot]!, this.stamps[slot]!, now, this.limitsOf[slot]!);
-    return tokens > limits.capacity ? limits.capacity : tokens;
+  /**
+   * Finds the key's bucket and sets `loaded` (tokens at `now` under the caller's limits) and
+   * `loadedRaw` (under its stored limits). A bucket that refilled to full is logically absent: it is
+   * dropped, or with `reuse` kept as a new, full bucket in the same slot (saves a map delete + insert
+   * on keys that are busy but refill between calls). Returns the slot, `undefined` when absent.
+   */
+  private load(key: string, limits: BucketLimits, now: number, reuse: boolean): number | undefined {
+    const slot = this.index.get(key);
+    if (slot !== undefined) {
+      const stored = this.limitsOf[slot]!;
+      const tokens = refilled(this.tokens[slot]!, this.stamps[slot]!, now, stored);
+      if (tokens < stored.capacity) {
+        this.loadedRaw = tokens;
+        this.loaded = tokens > limits.capacity ? limits.capacity : tokens;
+        return slot;
+      }
+      if (reuse) {
+        this.renew(slot);
+        this.loaded = limits.capacity;
+        return slot;
+      }
+      this.release(slot);
+    }
+    this.loaded = limits.capacity;
+    return undefined;
   }
 
-  /** The key's slot, or `undefined` when absent or refilled to full (a full bucket is dropped). */
-  private load(key: string, now: number): number | undefined {
-    const slot = this.index.get(key);
-    if (slot === undefined) return undefined;
-    const stored = this.limitsOf[slot]!;
-    if (refilled(this.tokens[slot]!, this.stamps[slot]!, now, stored) >= stored.capacity) {
-      this.release(slot);
-      return undefined;
-    }
-    return slot;
+  /** Turns a slot into a new full bucket (as if dropped and re-added): new birth, nothing to sweep. */
+  private renew(slot: number): void {
+    this.stamps[slot] = Number.NEGATIVE_INFINITY;
+    this.births[slot] = Number.NaN;
+    this.fullAt[slot] = Number.NEGATIVE_INFINITY;
   }
 
   private refund(key: string, limits: BucketLimits, amount: number, now: number) {
-    const slot = this.load(key, now);
+    const slot = this.load(key, limits, now, false);
     if (slot === undefined) return { refunded: 0, tokens: limits.capacity };
-    const tokens = this.current(slot, limits, now);
+    const tokens = this.loaded;
     const after = Math.min(limits.capacity, tokens + amount);
     this.write(slot, key, after, limits, now);
     return { refunded: after - tokens, tokens: after };
@@ -245,13 +263,16 @@ class MemoryBudgetStore implements MemoryStore {
    * refilled to full (and was dropped), there is nothing to give back: the refund lapses.
    */
   private expire(reservation: HeldReservation, now: number): void {
-    const slot = this.load(reservation.key, now);
+    const slot = this.index.get(reservation.key);
     if (slot === undefined || this.births[slot]! > reservation.createdAt) return;
     this.refund(reservation.key, this.limitsOf[slot]!, reservation.amount, now);
   }
 
   private housekeep(now: number): void {
-    this.held.popExpired(now, (reservation) => this.expire(reservation, now));
+    if (this.held.nextExpiry <= now) {
+      for (let due = this.held.popDue(now); due !== undefined; due = this.held.popDue(now))
+        this.expire(due, now);
+    }
     for (let i = 0; i < this.sweepPerOperation && this.slots > 0; i++) {
       const slot = this.hand;
       this.hand = slot + 1 >= this.slots ? 0 : slot + 1;
@@ -274,7 +295,8 @@ class MemoryBudgetStore implements MemoryStore {
     if (Number.isNaN(this.births[slot]!)) this.births[slot] = ts;
     this.tokens[slot] = tokens;
     this.stamps[slot] = ts;
-    this.fullAt[slot] = ts + msUntil(tokens, limits.capacity, limits);
+    // When the sweep may drop it; `load` decides exactly, so float residue here is harmless.
+    this.fullAt[slot] = ts + (limits.capacity - tokens) / limits.refillPerMs;
     this.limitsOf[slot] = limits;
   }
 

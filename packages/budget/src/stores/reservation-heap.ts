@@ -42,18 +42,24 @@ export class ReservationHeap {
     return found;
   }
 
-  /** Pops every live reservation with `expiresAt <= now`. Cheap when nothing is due. */
-  popExpired(now: number, onExpired: (reservation: HeldReservation) => void): void {
+  /** When the earliest reservation (live or settled) expires; `Infinity` when there is none. */
+  get nextExpiry(): number {
+    return this.heap.length > 0 ? this.heap[0]!.expiresAt : Number.POSITIVE_INFINITY;
+  }
+
+  /** Pops and returns one live reservation with `expiresAt <= now`, or `undefined`. */
+  popDue(now: number): HeldReservation | undefined {
     const heap = this.heap;
     while (heap.length > 0 && heap[0]!.expiresAt <= now) {
       const top = this.pop();
       if (this.byId.get(top.id) === top) {
         this.byId.delete(top.id);
-        onExpired(top);
+        return top;
       }
     }
     // Settled reservations leave dead entries behind; compact when they dominate.
     if (heap.length > 64 && heap.length > this.byId.size * 4) this.rebuild();
+    return undefined;
   }
 
   private pop(): HeldReservation {
