@@ -228,14 +228,12 @@ async function measure(
         2,
         bucket,
         `${bucket}:r`,
+        // ARGV as BUCKET_SCRIPT documents it: op, capacity, refillPerMs, amount, deadline ('' = none).
         'take',
         capacity,
         refillPerMs,
-        '0',
         '1',
         '',
-        '',
-        '0',
       )) as [number, string];
       return reply[0] === 1;
     },

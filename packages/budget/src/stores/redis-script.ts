@@ -4,31 +4,66 @@
  * suite can require identical results from both stores.
  *
  * KEYS[1] bucket hash {t, ts, c, r, nx, b}   KEYS[2] reservations hash {id -> "amount|expiresAt|createdAt"}
- * ARGV: op, capacity, refillPerMs, maxDebt, amount, now ('' = Redis server clock), id, leaseMs,
- *       deadline (server ms; '' = none): a call that runs after the caller gave up changes nothing.
- * Returns { ok (0/1), tokens, a, b, status, now } with numbers as %.17g strings (exact round trip).
+ * ARGV (trailing ones may be omitted; the hot \`take\` sends five):
+ *   1 op, 2 capacity, 3 refillPerMs, 4 amount,
+ *   5 deadline (server ms, '' = none): a call that runs after the caller gave up changes nothing,
+ *   6 now ('' or absent = the Redis server clock), 7 maxDebt, 8 reservation id, 9 leaseMs.
+ * Returns { ok (0/1), tokens, now, status, a, b }: tokens, a and b as %.17g strings (exact round
+ * trip), now (server ms, rounded up) as an integer; the fast take path returns the first three.
  */
 export const BUCKET_SCRIPT = `
 local op = ARGV[1]
 local cap = tonumber(ARGV[2])
 local rate = tonumber(ARGV[3])
-local maxDebt = tonumber(ARGV[4])
-local amount = tonumber(ARGV[5])
+local amount = tonumber(ARGV[4])
+local maxDebt = tonumber(ARGV[7] or '0')
 local now
 -- With caller time (tests), expiry in real time would mean nothing: keep keys a day instead.
-local callerTime = ARGV[6] ~= ''
+local callerTime = ARGV[6] ~= nil and ARGV[6] ~= ''
 local DAY = 86400000
-if ARGV[6] == '' then
+if callerTime then
+  now = tonumber(ARGV[6])
+else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-else
-  now = tonumber(ARGV[6])
 end
-if ARGV[9] ~= nil and ARGV[9] ~= '' and now > tonumber(ARGV[9]) then
-  return { 0, '0', '0', '0', 'late', string.format('%.17g', now) }
+if ARGV[5] ~= '' and now > tonumber(ARGV[5]) then
+  return { 0, '0', math.ceil(now), 'late' }
 end
 local bk = KEYS[1]
 local rk = KEYS[2]
+local f = redis.call('HMGET', bk, 't', 'ts', 'c', 'r', 'nx', 'b')
+
+-- Fast path for the common take: a stored, not yet full bucket of the same tier, no reservations.
+-- It computes exactly what the general path below computes, without its closures.
+if op == 'take' and f[1] and not f[5] and tonumber(f[3]) == cap and tonumber(f[4]) == rate then
+  local tok = tonumber(f[1])
+  local ts = tonumber(f[2])
+  if now > ts then
+    tok = tok + (now - ts) * rate
+    ts = now
+  end
+  if tok < cap then
+    if tok + 1e-9 < amount then
+      return { 0, string.format('%.17g', tok), math.ceil(now) }
+    end
+    local left = 0
+    if tok > amount then left = tok - amount end
+    local leftText = string.format('%.17g', left)
+    if amount > 0 then
+      redis.call('HSET', bk, 't', leftText, 'ts', string.format('%.17g', ts))
+      local ms = 0
+      if left + 1e-9 < cap then
+        ms = math.ceil((cap - 1e-9 - left) / rate)
+        while left + ms * rate + 1e-9 < cap do ms = ms + 1 end
+      end
+      if callerTime then ms = DAY elseif ms < 1 then ms = 1 end
+      redis.call('PEXPIRE', bk, ms)
+    end
+    return { 1, leftText, math.ceil(now) }
+  end
+end
+
 local function fmt(x) return string.format('%.17g', x) end
 local function refilled(tok, ts, c, r)
   if now > ts then tok = tok + (now - ts) * r end
@@ -43,7 +78,6 @@ local function msUntil(tok, target, r)
   return ms
 end
 
-local f = redis.call('HMGET', bk, 't', 'ts', 'c', 'r', 'nx', 'b')
 local present = f[1] ~= false
 local hadNx = f[5] ~= false
 local tok, ts, oc, orate, nx, birth
@@ -140,12 +174,12 @@ local function debit(amt)
 end
 
 if op == 'take' or op == 'reserve' then
-  if tok + EPSILON < amount then return { 0, fmt(tok), '0', '0', 'denied', fmt(now) } end
+  if tok + EPSILON < amount then return { 0, fmt(tok), math.ceil(now), 'denied', '0', '0' } end
   local left = 0
   if tok > amount then left = tok - amount end
   if op == 'reserve' then
-    local id = ARGV[7]
-    local lease = tonumber(ARGV[8])
+    local id = ARGV[8]
+    local lease = tonumber(ARGV[9])
     local expires = now + lease
     redis.call('HSET', rk, id, fmt(amount) .. '|' .. fmt(expires) .. '|' .. fmt(now))
     local pttl = redis.call('PTTL', rk)
@@ -155,35 +189,35 @@ if op == 'take' or op == 'reserve' then
     if left < cap and (nx == nil or expires < nx) then nx = expires end
   end
   if amount > 0 then write(left) end
-  return { 1, fmt(left), '0', '0', 'allowed', fmt(now) }
+  return { 1, fmt(left), math.ceil(now), 'allowed', '0', '0' }
 elseif op == 'settle' then
-  local id = ARGV[7]
+  local id = ARGV[8]
   local rec = redis.call('HGET', rk, id)
-  if not rec then return { 0, fmt(tok), '0', '0', 'unknown', fmt(now) } end
+  if not rec then return { 0, fmt(tok), math.ceil(now), 'unknown', '0', '0' } end
   redis.call('HDEL', rk, id)
   local a, e = string.match(rec, '^([^|]+)|([^|]+)|')
   a = tonumber(a); e = tonumber(e)
-  if e <= now then return { 0, fmt(tok), '0', '0', 'unknown', fmt(now) } end
+  if e <= now then return { 0, fmt(tok), math.ceil(now), 'unknown', '0', '0' } end
   if amount <= a then
-    if not present then return { 1, fmt(tok), '0', '0', 'settled', fmt(now) } end
+    if not present then return { 1, fmt(tok), math.ceil(now), 'settled', '0', '0' } end
     local after = tok + (a - amount)
     if after > cap then after = cap end
     local refunded = after - tok
     write(after)
-    return { 1, fmt(after), fmt(refunded), '0', 'settled', fmt(now) }
+    return { 1, fmt(after), math.ceil(now), 'settled', fmt(refunded), '0' }
   end
   local charged, left = debit(amount - a)
-  return { 1, fmt(left), '0', fmt(charged), 'settled', fmt(now) }
+  return { 1, fmt(left), math.ceil(now), 'settled', '0', fmt(charged) }
 elseif op == 'debit' then
   local charged, left = debit(amount)
-  return { 1, fmt(left), fmt(charged), fmt(amount - charged), 'charged', fmt(now) }
+  return { 1, fmt(left), math.ceil(now), 'charged', fmt(charged), fmt(amount - charged) }
 elseif op == 'rescale' then
-  if not present then return { 1, fmt(cap), '0', '0', 'ok', fmt(now) } end
+  if not present then return { 1, fmt(cap), math.ceil(now), 'ok', '0', '0' } end
   local scaled = unclamped * cap / oc
   write(scaled)
-  return { 1, fmt(scaled), '0', '0', 'ok', fmt(now) }
+  return { 1, fmt(scaled), math.ceil(now), 'ok', '0', '0' }
 elseif op == 'peek' then
-  return { 1, fmt(tok), '0', '0', 'ok', fmt(now) }
+  return { 1, fmt(tok), math.ceil(now), 'ok', '0', '0' }
 end
 return redis.error_reply('ERR unknown budget op ' .. tostring(op))
 `;
