@@ -107,7 +107,7 @@ export function comparisonLines(comparisons: readonly Comparison[], labels: Map<
   const kindText: Record<Comparison['kind'], string> = {
     sync: 'sync vs sync',
     await: 'await vs await',
-    mixed: 'sync vs await (info)',
+    mixed: 'sync vs await',
     concurrent: '64 in flight',
     bytes: 'bytes/key',
   };

@@ -289,3 +289,25 @@ describe('store failure', () => {
     expect(settle.status).toBe('degraded');
   });
 });
+
+describe('decision shape', () => {
+  it('serializes and prints every field, including the computed ones', async () => {
+    const { budget } = setup();
+    const decision = await budget.consume('json', 'free', 2);
+    expect(JSON.parse(JSON.stringify(decision))).toEqual({
+      kind: 'allowed',
+      allowed: true,
+      key: 'json',
+      tier: 'free',
+      cost: 2,
+      limit: 1000,
+      remaining: 998,
+      retryAfterMs: 0,
+      fullAfterMs: 200,
+      headers: { 'RateLimit-Policy': '"free";q=1000;w=100', RateLimit: '"free";r=998;t=1' },
+    });
+    const { inspect } = await import('node:util');
+    expect(inspect(decision)).toContain("tier: 'free'");
+    expect(inspect(decision)).not.toContain('#');
+  });
+});

@@ -61,6 +61,9 @@ export interface DegradedDecision extends DecisionBase {
 /** What `consume` / `reserve` return. A denial is a decision, never an exception. */
 export type Decision = AllowedDecision | DeniedDecision | DegradedDecision;
 
+/** Node's `util.inspect.custom`, without importing `node:util` (the core stays platform-neutral). */
+const inspectSymbol = Symbol.for('nodejs.util.inspect.custom');
+
 /**
  * Builds decisions. Only what the hot path knows is stored; `tier`, `limit`, `fullAfterMs` and
  * `headers` are computed on first read (`toJSON` includes them all).
@@ -72,8 +75,8 @@ export class DecisionRecord {
   readonly cost: number;
   readonly remaining: number;
   readonly retryAfterMs: number;
-  protected readonly resolved: ResolvedTier;
-  private cachedHeaders: RateLimitHeaders | undefined;
+  readonly #tier: ResolvedTier;
+  #headers: RateLimitHeaders | undefined;
 
   constructor(
     kind: Decision['kind'],
@@ -90,33 +93,38 @@ export class DecisionRecord {
     this.cost = cost;
     this.remaining = remaining;
     this.retryAfterMs = retryAfterMs;
-    this.resolved = tier;
-    this.cachedHeaders = undefined;
+    this.#tier = tier;
+    this.#headers = undefined;
   }
 
   get tier(): string {
-    return this.resolved.name;
+    return this.#tier.name;
   }
 
   get limit(): number {
-    const limits = this.resolved.limits;
+    const limits = this.#tier.limits;
     return limits ? limits.capacity : Number.POSITIVE_INFINITY;
   }
 
   get fullAfterMs(): number {
-    const limits = this.resolved.limits;
+    const limits = this.#tier.limits;
     if (!limits || Number.isNaN(this.remaining)) return 0;
     return msUntil(this.remaining, limits.capacity, limits);
   }
 
   get headers(): RateLimitHeaders {
-    this.cachedHeaders ??= rateLimitHeaders(this, this.resolved.windowSec);
-    return this.cachedHeaders;
+    this.#headers ??= rateLimitHeaders(this, this.#tier.windowSec);
+    return this.#headers;
   }
 
   toJSON(): Record<string, unknown> {
     const { kind, allowed, key, tier, cost, limit, remaining, retryAfterMs, fullAfterMs, headers } = this;
     return { kind, allowed, key, tier, cost, limit, remaining, retryAfterMs, fullAfterMs, headers };
+  }
+
+  /** `console.log(decision)` shows the computed fields too. */
+  [inspectSymbol](): Record<string, unknown> {
+    return this.toJSON();
   }
 }
 
@@ -150,6 +158,10 @@ export class DegradedRecord extends DecisionRecord {
 
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), policy: this.policy, reason: this.reason };
+  }
+
+  override [inspectSymbol](): Record<string, unknown> {
+    return { ...this.toJSON(), error: this.error };
   }
 }
 
