@@ -4,7 +4,7 @@ import { type Decision, DecisionRecord, DegradedRecord } from './decision';
 import { BudgetError, BudgetErrorCode } from './errors';
 import { formatReservationId, parseReservationId } from './reservation-id';
 import type { BudgetStore, MaybePromise } from './store';
-import { type MemoryStore, memoryStore } from './stores/memory';
+import { type InPlaceTaker, type MemoryStore, memoryStore, takeInPlace, takenTokens } from './stores/memory';
 import {
   type BucketLimits,
   DEFAULT_TIERS,
@@ -174,9 +174,14 @@ class TokenBudget implements Budget {
   private readonly onCharge: ((event: ChargeEvent) => void) | undefined;
   private fallback: MemoryStore | undefined;
   private counter = 0;
+  private readonly inPlace: InPlaceTaker | undefined;
+  /** The last tier looked up: most callers use one tier per hot loop. */
+  private lastTierName: string | undefined;
+  private lastTier: ResolvedTier | undefined;
 
   constructor(options: BudgetOptions) {
     this.store = options.store ?? memoryStore();
+    this.inPlace = takeInPlace in this.store ? (this.store as unknown as InPlaceTaker) : undefined;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.onCharge = options.onCharge;
@@ -194,6 +199,7 @@ class TokenBudget implements Budget {
       );
     }
     this.tiers.set(name, resolveTier(name, spec));
+    this.lastTierName = undefined;
   }
 
   async consume(key: string, tier: TierName, cost = 1): Promise<Decision> {
@@ -210,6 +216,15 @@ class TokenBudget implements Budget {
   }
 
   consumeSync(key: string, tier: TierName, cost = 1): Decision {
+    const inPlace = this.inPlace;
+    if (inPlace) {
+      // The built-in memory store: same semantics, no intermediate result object.
+      const resolved = this.check(key, tier, cost, true);
+      const limits = resolved.limits;
+      if (!limits) return this.unlimited(key, resolved, cost, 'consume');
+      const ok = inPlace[takeInPlace](key, limits, cost, this.clock.now());
+      return this.decide(key, resolved, limits, cost, ok, inPlace[takenTokens], 'consume', false);
+    }
     if (!this.store.synchronous) {
       throw new BudgetError(
         BudgetErrorCode.NotSynchronous,
@@ -441,11 +456,14 @@ class TokenBudget implements Budget {
   }
 
   private tierOf(tier: string): ResolvedTier {
+    if (tier === this.lastTierName) return this.lastTier!;
     const resolved = this.tiers.get(tier);
     if (!resolved) {
       const known = [...this.tiers.keys()].join(', ');
       throw new BudgetError(BudgetErrorCode.UnknownTier, `unknown tier "${tier}" (known: ${known})`);
     }
+    this.lastTierName = tier;
+    this.lastTier = resolved;
     return resolved;
   }
 

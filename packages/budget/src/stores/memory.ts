@@ -14,7 +14,7 @@ export interface MemoryStoreOptions {
   readonly maxKeys?: number;
   /**
    * Slots examined per operation by the incremental sweep that drops buckets which have refilled.
-   * @default 2
+   * @default 1
    */
   readonly sweepPerOperation?: number;
   /** Called when the LRU cap drops a bucket that was not yet full. */
@@ -51,6 +51,17 @@ export interface MemoryStore extends BudgetStore {
 }
 
 const NONE = -1;
+
+/** @internal The budget's allocation-free path into the built-in memory store. */
+export const takeInPlace = Symbol('trestle.budget.takeInPlace');
+/** @internal Tokens left by the last `takeInPlace`. */
+export const takenTokens = Symbol('trestle.budget.takenTokens');
+
+/** @internal */
+export interface InPlaceTaker {
+  [takeInPlace](key: string, limits: BucketLimits, cost: number, now: number): boolean;
+  readonly [takenTokens]: number;
+}
 const INITIAL_SLOTS = 1024;
 
 /**
@@ -69,7 +80,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   return new MemoryBudgetStore(options);
 }
 
-class MemoryBudgetStore implements MemoryStore {
+class MemoryBudgetStore implements MemoryStore, InPlaceTaker {
   readonly name = 'memory';
   readonly contractVersion = 1 as const;
   readonly synchronous = true as const;
@@ -89,14 +100,14 @@ class MemoryBudgetStore implements MemoryStore {
   private keys: (string | undefined)[] = [];
   private limitsOf: (BucketLimits | undefined)[] = [];
   private free: number[] = [];
-  /** Out-parameters of `load` (no allocation on the hot path). */
+  /** Out-parameters of `load` and `takeInPlace` (no allocation on the hot path). */
   private loaded = 0;
   private loadedRaw = 0;
   private head = NONE;
   private tail = NONE;
   private hand = 0;
 
-  constructor({ maxKeys = 1_000_000, sweepPerOperation = 2, onEvict }: MemoryStoreOptions) {
+  constructor({ maxKeys = 1_000_000, sweepPerOperation = 1, onEvict }: MemoryStoreOptions) {
     if (!Number.isInteger(maxKeys) || maxKeys < 1) {
       throw new BudgetError(
         BudgetErrorCode.InvalidArgument,
@@ -118,17 +129,28 @@ class MemoryBudgetStore implements MemoryStore {
   }
 
   take(key: string, limits: BucketLimits, cost: number, now: number): TakeResult {
+    const ok = this[takeInPlace](key, limits, cost, now);
+    return { ok, tokens: this.loaded };
+  }
+
+  /** `take` without allocating: the tokens after the call are left in `loaded` (see `takeTokens`). */
+  [takeInPlace](key: string, limits: BucketLimits, cost: number, now: number): boolean {
     this.housekeep(now);
     const slot = this.load(key, limits, now, true);
     const tokens = this.loaded;
     if (!covers(tokens, cost)) {
       // A denied key is an active key: keep it away from the LRU end.
       if (slot !== undefined) this.touch(slot);
-      return { ok: false, tokens };
+      return false;
     }
     const left = tokens > cost ? tokens - cost : 0;
     if (cost > 0) this.write(slot, key, left, limits, now);
-    return { ok: true, tokens: left };
+    this.loaded = left;
+    return true;
+  }
+
+  get [takenTokens](): number {
+    return this.loaded;
   }
 
   reserve(
