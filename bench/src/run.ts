@@ -172,7 +172,7 @@ async function main(): Promise<void> {
   ];
   const tierNote = {
     steady: `tier steady = capacity ${STEADY.capacity.toExponential()}, refill ${STEADY.refillPerSec}/s: buckets stay stored (never refill to full), every call allowed`,
-    refilling: `tier refilling = capacity ${REFILLING.capacity.toExponential()}, refill ${REFILLING.refillPerSec.toExponential()}/s: bucket is full again at every call (trestle drops + re-creates the slot), every call allowed`,
+    refilling: `tier refilling = capacity ${REFILLING.capacity.toExponential()}, refill ${REFILLING.refillPerSec.toExponential()}/s: bucket is full again at every call (trestle renews it in place), every call allowed`,
   };
   const memorySections: ThroughputSection[] = [];
   for (const scenario of scenarios) {
