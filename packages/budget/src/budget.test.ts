@@ -311,3 +311,43 @@ describe('decision shape', () => {
     expect(inspect(decision)).not.toContain('#');
   });
 });
+
+describe('metering', () => {
+  it('meters what was used: reserve at its maximum, corrected at settle (also unlimited)', async () => {
+    const events: string[] = [];
+    const { budget } = setup({
+      onCharge: (event) => events.push(`${event.tier}:${event.operation}:${event.amount}`),
+    });
+    const limited = await budget.reserve('m', 'free', 10);
+    await budget.settle(limited.reservation!.id, 4);
+    const unlimited = await budget.reserve('m', 'unlimited', 10);
+    await budget.settle(unlimited.reservation!.id, 4);
+    expect(events).toEqual(['free:reserve:10', 'free:settle:-6', 'unlimited:settle:4']);
+  });
+
+  it('lets a throwing metering hook surface as an error, not as a store failure', async () => {
+    const { budget } = setup({
+      onCharge: () => {
+        throw new Error('meter down');
+      },
+    });
+    await expect(budget.consume('h', 'free')).rejects.toThrow('meter down');
+  });
+
+  it('meters a degraded reservation as a reservation', async () => {
+    const operations: string[] = [];
+    const failing: BudgetStore = {
+      ...memoryStore(),
+      name: 'failing',
+      synchronous: false,
+      reserve: () => Promise.reject(new Error('down')),
+    };
+    const { budget } = setup({
+      store: failing,
+      tiers: { open: { capacity: 5, refillPerSec: 1, onStoreError: 'failOpen' } },
+      onCharge: (event) => operations.push(`${event.operation}:${event.degraded}`),
+    });
+    await budget.reserve('d', 'open', 2);
+    expect(operations).toEqual(['reserve:true']);
+  });
+});

@@ -22,7 +22,10 @@ export type TierName = DefaultTierName | (string & {});
 export interface ChargeEvent {
   readonly key: string;
   readonly tier: string;
-  /** Tokens charged (negative for a refund). */
+  /**
+   * Tokens charged (negative for a refund). A reservation is metered at its maximum and corrected
+   * when settled; on an unlimited tier nothing is held, and what was used is metered at settle.
+   */
   readonly amount: number;
   readonly operation: 'consume' | 'reserve' | 'settle' | 'debit';
   /** `true` when the store failed and a policy decided. */
@@ -206,13 +209,15 @@ class TokenBudget implements Budget {
     const resolved = this.check(key, tier, cost, true);
     if (!resolved.limits) return this.unlimited(key, resolved, cost, 'consume');
     const limits = resolved.limits;
+    let taken: { ok: boolean; tokens: number };
     try {
       const result = this.store.take(key, limits, cost, this.clock.now());
-      const { ok, tokens } = isPromise(result) ? await result : result;
-      return this.decide(key, resolved, limits, cost, ok, tokens, 'consume', false);
+      taken = isPromise(result) ? await result : result;
     } catch (error) {
-      return this.degrade(key, resolved, limits, cost, error);
+      return this.degrade(key, resolved, limits, cost, error, 'consume');
     }
+    // Outside the try: a throwing `onCharge` hook is the caller's error, not a store failure.
+    return this.decide(key, resolved, limits, cost, taken.ok, taken.tokens, 'consume', false);
   }
 
   consumeSync(key: string, tier: TierName, cost = 1): Decision {
@@ -258,15 +263,16 @@ class TokenBudget implements Budget {
       expiresAt: now + leaseMs,
     });
     if (!resolved.limits) {
-      return { decision: this.unlimited(key, resolved, max, 'reserve'), reservation: reservationOf('store') };
+      // Unlimited: nothing is held; what was used is metered when the reservation is settled.
+      const decision = new DecisionRecord('allowed', true, key, resolved, max, Number.POSITIVE_INFINITY, 0);
+      return { decision: decision as Decision, reservation: reservationOf('store') };
     }
     const limits = resolved.limits;
     const id = formatReservationId('store', nonce, resolved.name, key);
+    let taken: { ok: boolean; tokens: number };
     try {
       const result = this.store.reserve(key, limits, max, id, leaseMs, now);
-      const { ok, tokens } = isPromise(result) ? await result : result;
-      const decision = this.decide(key, resolved, limits, max, ok, tokens, 'reserve', false);
-      return { decision, reservation: ok ? reservationOf('store') : null };
+      taken = isPromise(result) ? await result : result;
     } catch (error) {
       if (resolved.policy === 'local') {
         const localId = formatReservationId('local', nonce, resolved.name, key);
@@ -276,9 +282,11 @@ class TokenBudget implements Budget {
         const decision = new DegradedRecord(base, ok, key, resolved, max, 'local', error) as Decision;
         return { decision, reservation: ok ? reservationOf('local') : null };
       }
-      const decision = this.degrade(key, resolved, limits, max, error);
+      const decision = this.degrade(key, resolved, limits, max, error, 'reserve');
       return { decision, reservation: decision.allowed ? reservationOf('store') : null };
     }
+    const decision = this.decide(key, resolved, limits, max, taken.ok, taken.tokens, 'reserve', false);
+    return { decision, reservation: taken.ok ? reservationOf('store') : null };
   }
 
   async settle(reservationId: string, used: number): Promise<SettleOutcome> {
@@ -291,7 +299,7 @@ class TokenBudget implements Budget {
     }
     const resolved = this.tierOf(tier);
     if (!resolved.limits) {
-      this.meter(key, resolved, 0, 'settle', false);
+      this.meter(key, resolved, used, 'settle', false);
       return { status: 'settled', refunded: 0, extraCharged: 0, remaining: Number.POSITIVE_INFINITY };
     }
     const store = origin === 'local' ? this.local() : this.store;
@@ -403,15 +411,16 @@ class TokenBudget implements Budget {
     limits: BucketLimits,
     cost: number,
     error: unknown,
+    operation: ChargeEvent['operation'],
   ): Decision {
     if (tier.policy === 'local') {
       const { ok, tokens } = this.local().take(key, limits, cost, this.clock.now());
-      if (ok) this.meter(key, tier, cost, 'consume', true);
+      if (ok) this.meter(key, tier, cost, operation, true);
       const base = this.record(key, tier, limits, cost, ok, tokens);
       return new DegradedRecord(base, ok, key, tier, cost, 'local', error) as Decision;
     }
     const allowed = tier.policy === 'failOpen';
-    if (allowed) this.meter(key, tier, cost, 'consume', true);
+    if (allowed) this.meter(key, tier, cost, operation, true);
     return new DegradedRecord(undefined, allowed, key, tier, cost, tier.policy, error) as Decision;
   }
 
