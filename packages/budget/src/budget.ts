@@ -264,7 +264,7 @@ class TokenBudget implements Budget {
     });
     if (!resolved.limits) {
       // Unlimited: nothing is held; what was used is metered when the reservation is settled.
-      const decision = new DecisionRecord('allowed', true, key, resolved, max, Number.POSITIVE_INFINITY, 0);
+      const decision = new DecisionRecord(true, key, resolved, max, Number.POSITIVE_INFINITY, 0);
       return { decision: decision as Decision, reservation: reservationOf('store') };
     }
     const limits = resolved.limits;
@@ -401,8 +401,8 @@ class TokenBudget implements Budget {
     tokens: number,
   ): DecisionRecord {
     return ok
-      ? new DecisionRecord('allowed', true, key, tier, cost, tokens, 0)
-      : new DecisionRecord('denied', false, key, tier, cost, tokens, msUntil(tokens, cost, limits));
+      ? new DecisionRecord(true, key, tier, cost, tokens, 0)
+      : new DecisionRecord(false, key, tier, cost, tokens, msUntil(tokens, cost, limits));
   }
 
   private degrade(
@@ -432,7 +432,7 @@ class TokenBudget implements Budget {
   ): Decision {
     this.meter(key, tier, cost, operation, false);
     const infinite = Number.POSITIVE_INFINITY;
-    return new DecisionRecord('allowed', true, key, tier, cost, infinite, 0) as Decision;
+    return new DecisionRecord(true, key, tier, cost, infinite, 0) as Decision;
   }
 
   private meter(

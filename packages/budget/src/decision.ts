@@ -69,17 +69,14 @@ const inspectSymbol = Symbol.for('nodejs.util.inspect.custom');
  * `headers` are computed on first read (`toJSON` includes them all).
  */
 export class DecisionRecord {
-  readonly kind: Decision['kind'];
   readonly allowed: boolean;
   readonly key: string;
   readonly cost: number;
   readonly remaining: number;
   readonly retryAfterMs: number;
   readonly #tier: ResolvedTier;
-  #headers: RateLimitHeaders | undefined;
 
   constructor(
-    kind: Decision['kind'],
     allowed: boolean,
     key: string,
     tier: ResolvedTier,
@@ -87,14 +84,16 @@ export class DecisionRecord {
     remaining: number,
     retryAfterMs: number,
   ) {
-    this.kind = kind;
     this.allowed = allowed;
     this.key = key;
     this.cost = cost;
     this.remaining = remaining;
     this.retryAfterMs = retryAfterMs;
     this.#tier = tier;
-    this.#headers = undefined;
+  }
+
+  get kind(): Decision['kind'] {
+    return this.allowed ? 'allowed' : 'denied';
   }
 
   get tier(): string {
@@ -112,9 +111,9 @@ export class DecisionRecord {
     return msUntil(this.remaining, limits.capacity, limits);
   }
 
+  /** Computed on each read (cheap, and rarely read twice): the hot path stores nothing for it. */
   get headers(): RateLimitHeaders {
-    this.#headers ??= rateLimitHeaders(this, this.#tier.windowSec);
-    return this.#headers;
+    return rateLimitHeaders(this, this.#tier.windowSec);
   }
 
   toJSON(): Record<string, unknown> {
@@ -142,18 +141,14 @@ export class DegradedRecord extends DecisionRecord {
     policy: DegradedDecision['policy'],
     error: unknown,
   ) {
-    super(
-      'degraded',
-      allowed,
-      key,
-      tier,
-      cost,
-      base ? base.remaining : Number.NaN,
-      base ? base.retryAfterMs : 0,
-    );
+    super(allowed, key, tier, cost, base ? base.remaining : Number.NaN, base ? base.retryAfterMs : 0);
     this.policy = policy;
     this.error = error;
     this.reason = describe(error);
+  }
+
+  override get kind(): Decision['kind'] {
+    return 'degraded';
   }
 
   override toJSON(): Record<string, unknown> {

@@ -254,7 +254,7 @@ class MemoryBudgetStore implements MemoryStore, InPlaceTaker {
         return slot;
       }
       if (reuse) {
-        this.renew(slot);
+        this.renew(slot, now);
         this.loaded = limits.capacity;
         return slot;
       }
@@ -265,9 +265,9 @@ class MemoryBudgetStore implements MemoryStore, InPlaceTaker {
   }
 
   /** Turns a slot into a new full bucket (as if dropped and re-added): new birth, nothing to sweep. */
-  private renew(slot: number): void {
+  private renew(slot: number, now: number): void {
     this.stamps[slot] = Number.NEGATIVE_INFINITY;
-    this.births[slot] = Number.NaN;
+    this.births[slot] = now;
     this.fullAt[slot] = Number.NEGATIVE_INFINITY;
   }
 
@@ -308,21 +308,20 @@ class MemoryBudgetStore implements MemoryStore, InPlaceTaker {
       return;
     }
     if (slot === undefined) {
-      slot = this.allocate(key);
+      slot = this.allocate(key, now);
     } else {
       this.touch(slot);
     }
     const stamp = this.stamps[slot]!;
     const ts = now > stamp ? now : stamp;
-    if (Number.isNaN(this.births[slot]!)) this.births[slot] = ts;
     this.tokens[slot] = tokens;
     this.stamps[slot] = ts;
     // When the sweep may drop it; `load` decides exactly, so float residue here is harmless.
     this.fullAt[slot] = ts + (limits.capacity - tokens) / limits.refillPerMs;
-    this.limitsOf[slot] = limits;
+    if (this.limitsOf[slot] !== limits) this.limitsOf[slot] = limits;
   }
 
-  private allocate(key: string): number {
+  private allocate(key: string, now: number): number {
     if (this.index.size >= this.maxKeys) {
       const victim = this.head;
       const victimKey = this.keys[victim]!;
@@ -333,7 +332,7 @@ class MemoryBudgetStore implements MemoryStore, InPlaceTaker {
     const slot = this.free.pop()!;
     this.keys[slot] = key;
     this.stamps[slot] = Number.NEGATIVE_INFINITY;
-    this.births[slot] = Number.NaN;
+    this.births[slot] = now;
     this.index.set(key, slot);
     this.append(slot);
     return slot;
