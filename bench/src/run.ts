@@ -2,11 +2,13 @@
  * `pnpm bench`: runs every benchmark, prints the tables (ops/s and ratios against the peers measured
  * in the same run) and writes bench/results/latest.json (plus a timestamped copy, git-ignored).
  * Bounded: every loop is bounded in count and time, and a watchdog aborts the run past 170 s.
+ * `BENCH_ONLY=refstore pnpm bench` runs section [6] alone (tables only, no JSON written).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { RefStoreOutcome } from './ref-store';
 import type { Comparison, Report, ThroughputSection } from './report';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
@@ -92,6 +94,28 @@ async function main(): Promise<void> {
     process.exit(2);
   }, WATCHDOG_MS);
   watchdog.unref();
+
+  const only = process.env.BENCH_ONLY;
+  if (only) {
+    if (only !== 'refstore' && only !== 'session') {
+      console.error(`bench: unknown BENCH_ONLY=${only} (known: refstore, session)`);
+      process.exit(2);
+    }
+    const machine = machineInfo();
+    console.log(
+      `trestle bench ${only} only: node ${machine.node}, ${machine.cpuModel}, ${machine.cores} cores, ${machine.date}`,
+    );
+    const { runRefStoreSection } = await import('./ref-store');
+    const { runSessionContextSection } = await import('./session-context');
+    const { misses } = only === 'refstore' ? await runRefStoreSection() : await runSessionContextSection();
+    console.log(
+      `\nsummary: ${misses.length === 0 ? 'every target met' : `${misses.length} target(s) missed`}`,
+    );
+    for (const miss of misses) console.log(`  MISS ${miss}`);
+    console.log('(BENCH_ONLY: bench/results/latest.json not written)');
+    clearTimeout(watchdog);
+    return;
+  }
 
   ensureBudgetBuilt();
   // Imported after the build check: these modules import @trestle/budget (dist/).
@@ -313,6 +337,14 @@ async function main(): Promise<void> {
     );
   }
 
+  // ---- 6. ref store vs lru-cache ----
+  const { runRefStoreSection } = await import('./ref-store');
+  const refStore = await runRefStoreSection();
+
+  // ---- 7. session scope overhead ----
+  const { runSessionContextSection } = await import('./session-context');
+  const sessionScope = await runSessionContextSection();
+
   // ---- summary + JSON ----
   const misses: string[] = [];
   for (const section of memorySections) {
@@ -343,11 +375,12 @@ async function main(): Promise<void> {
         misses.push(`[4] ${row.label}: ${row.failed} failed/degraded calls (the row is not valid)`);
     }
   }
+  misses.push(...refStore.misses, ...sessionScope.misses);
   const durationSec = Number(((performance.now() - started) / 1000).toFixed(1));
   console.log(`\nsummary: ${misses.length === 0 ? 'every target met' : `${misses.length} target(s) missed`}`);
   for (const miss of misses) console.log(`  MISS ${miss}`);
 
-  const report: Report = {
+  const report: Report & { refStore: RefStoreOutcome; sessionScope: typeof sessionScope.outcome } = {
     machine: { ...machine, loadAverageAtEnd: os.loadavg().map((load) => Number(load.toFixed(2))) },
     config: {
       memory: MEMORY_OPTIONS,
@@ -364,6 +397,8 @@ async function main(): Promise<void> {
     },
     redis: redisReport,
     handlePool: poolReport,
+    refStore: refStore.outcome,
+    sessionScope: sessionScope.outcome,
     misses,
     durationSec,
   };

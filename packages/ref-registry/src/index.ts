@@ -62,5 +62,10 @@ export {
   type RefStoreStats,
   type SessionLimits,
 } from './store';
-export { type MemoryRefStore, type MemoryRefStoreOptions, memoryRefStore } from './stores/memory';
+export {
+  type MemoryRefStore,
+  type MemoryRefStoreOptions,
+  type MemoryRefStoreStats,
+  memoryRefStore,
+} from './stores/memory';
 export { decodeValue, encodeValue, type JsonValue } from './value-codec';

@@ -71,19 +71,54 @@ export function isRefWire(value: unknown): value is { readonly __type__: 'ref' }
   return typeof value === 'object' && value !== null && (value as { __type__?: unknown }).__type__ === 'ref';
 }
 
-function freeze(fields: z.output<typeof RefSchema>): Ref {
-  const ref: Ref = {
-    id: fields.id,
-    sessionId: fields.sessionId,
-    typeName: fields.typeName,
-    module: fields.module,
-    ...(fields.library !== undefined ? { library: fields.library } : {}),
-    ...(fields.poolName !== undefined ? { poolName: fields.poolName } : {}),
-    schema: REF_SCHEMA_VERSION,
-  };
-  // Not enumerable: a spread copy (`{ ...ref }`) is a plain object, not a ref.
-  Object.defineProperty(ref, brand, { value: true });
-  return Object.freeze(ref);
+/**
+ * Refs are instances of this class: one stable object shape, and the brand on the prototype, so a
+ * spread copy (`{ ...ref }`) is a plain object, not a ref, while `isRef` works across installs.
+ */
+class RefRecord implements Ref {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly typeName: string;
+  readonly module: string;
+  declare readonly library?: string;
+  declare readonly poolName?: string;
+  readonly schema = REF_SCHEMA_VERSION;
+  constructor(
+    id: string,
+    sessionId: string,
+    typeName: string,
+    module: string,
+    library: string | undefined,
+    poolName: string | undefined,
+  ) {
+    this.id = id;
+    this.sessionId = sessionId;
+    this.typeName = typeName;
+    this.module = module;
+    if (library !== undefined) (this as { library?: string }).library = library;
+    if (poolName !== undefined) (this as { poolName?: string }).poolName = poolName;
+  }
+}
+Object.defineProperty(RefRecord.prototype, brand, { value: true });
+
+function freeze(fields: {
+  id: string;
+  sessionId: string;
+  typeName: string;
+  module: string;
+  library?: string | undefined;
+  poolName?: string | undefined;
+}): Ref {
+  return Object.freeze(
+    new RefRecord(
+      fields.id,
+      fields.sessionId,
+      fields.typeName,
+      fields.module,
+      fields.library,
+      fields.poolName,
+    ),
+  );
 }
 
 /**
@@ -95,6 +130,20 @@ function freeze(fields: z.output<typeof RefSchema>): Ref {
  * @throws InvalidRefError `REF_INVALID` with `reason` naming the first missing or malformed field.
  */
 export function createRef(fields: RefInit): Ref {
+  // Fast path: plain checks; zod runs only to explain a failure (it costs a microsecond a ref).
+  if (
+    typeof fields === 'object' &&
+    fields !== null &&
+    isText(fields.id) &&
+    isText(fields.sessionId) &&
+    isText(fields.typeName) &&
+    typeof fields.module === 'string' &&
+    (fields.library === undefined || typeof fields.library === 'string') &&
+    (fields.poolName === undefined || typeof fields.poolName === 'string') &&
+    (fields.schema === undefined || fields.schema === REF_SCHEMA_VERSION)
+  ) {
+    return freeze(fields as z.output<typeof RefSchema>);
+  }
   const parsed = RefSchema.safeParse(fields);
   if (!parsed.success) {
     const record = (typeof fields === 'object' && fields !== null ? fields : {}) as Record<string, unknown>;
@@ -118,6 +167,8 @@ export function createRef(fields: RefInit): Ref {
   }
   return freeze(parsed.data);
 }
+
+const isText = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
 
 /** The wire form of a ref. Never a string: always the tagged object. */
 export function encodeRef(ref: Ref): RefWire {
@@ -182,7 +233,6 @@ export function decodeRef(input: unknown): Ref {
     module: wire.python_module,
     library: wire.library ?? undefined,
     poolName: wire.pool_name ?? undefined,
-    schema: REF_SCHEMA_VERSION,
   });
 }
 

@@ -356,7 +356,14 @@ class Manager implements HandleHost {
     if (input.sessionId !== undefined && input.sessionId !== sessionId) {
       throw new SessionMismatchError(input.id ?? '(new)', input.sessionId, sessionId);
     }
-    return createRef({ ...input, id: input.id ?? this.idGenerator('r_'), sessionId });
+    return createRef({
+      id: input.id ?? this.idGenerator('r_'),
+      sessionId,
+      typeName: input.typeName,
+      module: input.module,
+      library: input.library,
+      poolName: input.poolName,
+    });
   }
 
   /** Evictions a store call returned. A store of our own reports them through onEvict instead. */

@@ -36,7 +36,11 @@ export interface RefStoreStats {
  * - a ref not accessed for `ttlMs` is gone (`ttl`), found lazily on access or by `sweep`;
  * - at the global cap the store evicts whole idle sessions (least recently used first); when none
  *   is idle it refuses the new ref (`REF_STORE_FULL`) rather than drop another session's live ref;
- * - `get` of a ref that is gone throws `RefNotFoundError` with the reason while the store remembers it.
+ * - `get` of a ref that is gone throws `RefNotFoundError` with the reason while the store remembers it;
+ * - `now` never goes backwards (a store may drop refs late, never early, if it does);
+ * - opening a session, `put` and a successful `get` count as access (for LRU, TTL and idleness);
+ *   `has` and `list` do not; `list` of an unknown session is empty;
+ * - a session evicted whole at the global cap stays open, empty.
  */
 export interface RefStore {
   /** Stable name used in errors and logs, e.g. `"memory"`. */
@@ -44,12 +48,17 @@ export interface RefStore {
   readonly contractVersion: 1;
   /** Refs held, all sessions. */
   readonly size: number;
-  /** Creates the session, or updates its limits. */
+  /**
+   * Creates the session, or updates its limits (lowering `maxRefs` evicts at once, through `onEvict`).
+   * @throws RefRegistryError `REF_INVALID_ARGUMENT` for an empty id or limits that are not > 0.
+   */
   openSession(sessionId: string, limits: SessionLimits, now: number): void;
   hasSession(sessionId: string): boolean;
   /**
-   * Adds a ref to its (open) session and returns what that evicted.
-   * @throws RefRegistryError `REF_SESSION_NOT_FOUND`, `REF_STORE_FULL`
+   * Adds a ref to its (open) session and returns what that evicted. The same id again in the same
+   * session replaces the stored ref and marks it used.
+   * @throws RefRegistryError `REF_SESSION_NOT_FOUND`, `REF_STORE_FULL`; SessionMismatchError when
+   *   another session holds the id.
    */
   put(ref: Ref, now: number): readonly RefEviction[];
   /**

@@ -273,6 +273,13 @@ export function testRefStore(
       expect(store.sweep(2_000_000)).toEqual([]);
       expect(ids(store.list('forever', 2_000_000))).toEqual(['f1']);
       expect(store.size).toBe(1);
+      // A session opened after a sweep, with a shorter TTL than any before, is swept on time.
+      store.openSession('shorter', { maxRefs: 100, ttlMs: 10 }, 2_000_000);
+      store.put(makeRef('shorter', 'x1'), 2_000_000);
+      expect(evictionKeys(store.sweep(2_000_010))).toEqual(['x1:ttl']);
+      // So is a session whose TTL is shortened.
+      store.openSession('forever', { maxRefs: 100, ttlMs: 5 }, 2_000_010);
+      expect(evictionKeys(store.sweep(2_000_015))).toEqual(['f1:ttl']);
     });
 
     it('at the global cap evicts whole idle sessions, least recently used first, and reports them', () => {

@@ -69,6 +69,9 @@ export interface MemoryRefStore extends RefStore {
  * - Putting a ref id its session already holds replaces the stored ref (its metadata) and marks it
  *   used; the same id held live by another session throws `SessionMismatchError`.
  * - An idle session evicted by the global cap stays open (its owner may still use it), empty.
+ * - `get` and `put` keep no order between sessions: a session's last access is that of its most
+ *   recently used ref. Idle sessions are looked for only at the global cap (one scan, sorted, reused
+ *   until a session can have become idle), and tombstones and expired refs cost no timers.
  * - `now` is the caller's clock (e.g. `performance.now()`) and should not go backwards. If it does,
  *   refs may be dropped late by TTL, never early.
  *
@@ -163,8 +166,14 @@ class MemoryStore implements MemoryRefStore {
   /** Ref id -> live entry or tombstone, for every session. */
   readonly #index = new Map<string, Entry>();
   #size = 0;
-  /** No live ref expires before this (a lower bound): sweeps before it have nothing to do. */
+  /**
+   * No ref held at the last full sweep expires before `#nextExpiry`, and no ref put since expires
+   * before `#sweptAt + #minTtlMs`: until then a sweep has nothing to do (and `put` does no work to
+   * keep these up to date).
+   */
   #nextExpiry = Number.POSITIVE_INFINITY;
+  #sweptAt = Number.NEGATIVE_INFINITY;
+  #minTtlMs = Number.POSITIVE_INFINITY;
   /**
    * Idle sessions found by the last scan, least recently used first, with their last access then
    * (a session accessed since is skipped). Rescanned only when empty and `now >= #rescanAt`, the
@@ -181,8 +190,14 @@ class MemoryStore implements MemoryRefStore {
   #tombstones = 0;
   /** The last entry that left the ring, reused by the next `put` (no allocation in steady state). */
   #spare: Entry | null = null;
-  /** Released session id -> the reason it was released with (oldest first). */
-  readonly #releasedSessions = new Map<string, RefGoneReason>();
+  /**
+   * Released sessions remembered (as one tombstone each): id -> reason and the ring slot that owns
+   * the entry. The ring forgets the oldest in O(1); `Map#keys().next()` after many deletions from the
+   * front walks V8's deleted-entry holes and cost microseconds per release.
+   */
+  readonly #releasedSessions = new Map<string, { reason: RefGoneReason; slot: number }>();
+  #releasedRing: (string | undefined)[] = [];
+  #releasedNext = 0;
 
   #evictedTtl = 0;
   #evictedLru = 0;
@@ -222,12 +237,14 @@ class MemoryStore implements MemoryRefStore {
     if (session === undefined) {
       session = new Session(sessionId, limits, now);
       this.#sessions.set(sessionId, session);
+      if (limits.ttlMs < this.#minTtlMs) this.#minTtlMs = limits.ttlMs;
       this.#releasedSessions.delete(sessionId);
       return;
     }
     session.maxRefs = limits.maxRefs;
     session.ttlMs = limits.ttlMs;
     if (now > session.touchedAt) session.touchedAt = now;
+    if (limits.ttlMs < this.#minTtlMs) this.#minTtlMs = limits.ttlMs;
     if (session.head !== null && session.head.lastAccess + limits.ttlMs < this.#nextExpiry) {
       this.#nextExpiry = session.head.lastAccess + limits.ttlMs;
     }
@@ -298,7 +315,6 @@ class MemoryStore implements MemoryRefStore {
     session.size++;
     this.#size++;
     this.#index.set(id, entry);
-    if (now + session.ttlMs < this.#nextExpiry) this.#nextExpiry = now + session.ttlMs;
     if (evictions === undefined) return EMPTY;
     this.#deliver(evictions);
     return evictions;
@@ -384,7 +400,7 @@ class MemoryStore implements MemoryRefStore {
 
   sweep(now: number): readonly RefEviction[] {
     checkNow(now);
-    if (now < this.#nextExpiry) return EMPTY;
+    if (this.#nothingExpired(now)) return EMPTY;
     const evictions: RefEviction[] = [];
     this.#sweepInto(now, evictions);
     if (evictions.length === 0) return EMPTY;
@@ -406,16 +422,21 @@ class MemoryStore implements MemoryRefStore {
   }
 
   dispose(): void {
+    // Mark before clearing: handles a caller still holds must see their session closed.
+    for (const session of this.#sessions.values()) session.open = false;
     this.#sessions.clear();
     this.#index.clear();
     this.#releasedSessions.clear();
-    for (const session of this.#sessions.values()) session.open = false;
+    this.#releasedRing = [];
+    this.#releasedNext = 0;
     this.#idleQueue = [];
     this.#idleStamps = [];
     this.#idleNext = 0;
     this.#rescanAt = Number.NEGATIVE_INFINITY;
     this.#size = 0;
     this.#nextExpiry = Number.POSITIVE_INFINITY;
+    this.#sweptAt = Number.NEGATIVE_INFINITY;
+    this.#minTtlMs = Number.POSITIVE_INFINITY;
     this.#ring = [];
     this.#cursor = 0;
     this.#tombstones = 0;
@@ -458,7 +479,7 @@ class MemoryStore implements MemoryRefStore {
   #goneReason(sessionId: string, refId: string): RefGoneReason | undefined {
     const tombstone = this.#index.get(refId);
     if (tombstone?.reason !== undefined && tombstone.ref.sessionId === sessionId) return tombstone.reason;
-    return this.#sessions.has(sessionId) ? undefined : this.#releasedSessions.get(sessionId);
+    return this.#sessions.has(sessionId) ? undefined : this.#releasedSessions.get(sessionId)?.reason;
   }
 
   /**
@@ -470,7 +491,7 @@ class MemoryStore implements MemoryRefStore {
     const ownExcess = session.size >= session.maxRefs ? session.size - session.maxRefs + 1 : 0;
     // The store never holds more than maxRefs, so a put is at most one ref over the global cap.
     let over = this.#size + 1 - ownExcess - this.#maxRefs;
-    if (over > 0 && now >= this.#nextExpiry) {
+    if (over > 0 && !this.#nothingExpired(now)) {
       const before = evictions.length;
       this.#sweepInto(now, evictions);
       over -= evictions.length - before;
@@ -532,12 +553,21 @@ class MemoryStore implements MemoryRefStore {
   /** Drops the expired refs of every session (the least recently used prefix of each list). */
   #sweepInto(now: number, evictions: RefEviction[]): void {
     let nextExpiry = Number.POSITIVE_INFINITY;
+    let minTtlMs = Number.POSITIVE_INFINITY;
     for (const s of this.#sessions.values()) {
+      if (s.ttlMs < minTtlMs) minTtlMs = s.ttlMs;
       if (s.head === null) continue;
       this.#expire(s, now, evictions);
-      if (s.head !== null && s.head.lastAccess + s.ttlMs < nextExpiry) nextExpiry = s.head.lastAccess + s.ttlMs;
+      if (s.head !== null && s.head.lastAccess + s.ttlMs < nextExpiry)
+        nextExpiry = s.head.lastAccess + s.ttlMs;
     }
     this.#nextExpiry = nextExpiry;
+    this.#minTtlMs = minTtlMs;
+    this.#sweptAt = now;
+  }
+
+  #nothingExpired(now: number): boolean {
+    return now < this.#nextExpiry && now - this.#sweptAt < this.#minTtlMs;
   }
 
   #expire(session: Session, now: number, evictions: RefEviction[]): RefEviction[] {
@@ -604,11 +634,17 @@ class MemoryStore implements MemoryRefStore {
   }
 
   #rememberSession(sessionId: string, reason: RefGoneReason): void {
+    const max = this.#maxTombstones;
+    if (max === 0) return;
     const released = this.#releasedSessions;
-    if (this.#maxTombstones === 0) return;
-    released.delete(sessionId);
-    released.set(sessionId, reason);
-    if (released.size > this.#maxTombstones) released.delete(released.keys().next().value!);
+    const ring = this.#releasedRing;
+    const slot = this.#releasedNext;
+    this.#releasedNext = slot + 1 === max ? 0 : slot + 1;
+    const oldest = ring[slot];
+    // Forget the oldest only if this slot still owns its entry (it may have been remembered again).
+    if (oldest !== undefined && released.get(oldest)?.slot === slot) released.delete(oldest);
+    ring[slot] = sessionId;
+    released.set(sessionId, { reason, slot });
   }
 
   #deliver(evictions: readonly RefEviction[]): void {
@@ -647,7 +683,6 @@ class MemoryStore implements MemoryRefStore {
     entry.next = null;
     session.tail = entry;
   }
-
 }
 
 function invalid(message: string): never {
