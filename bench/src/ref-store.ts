@@ -6,12 +6,12 @@
  * every call (lru-cache does so internally for `updateAgeOnGet` and for `set` with a TTL).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Ref, RefStore } from '@trestle/ref-registry';
 import { LRUCache } from 'lru-cache';
 import { type Contender, type Measurement, measureThroughput, type ThroughputOptions } from './harness';
-import { compare, type ThroughputSection, throughputText } from './report';
+import { compare, readVersion, type ThroughputSection, throughputText } from './report';
 
 /** Live refs in every scenario (all sessions together). */
 export const REF_STORE_LIVE_REFS = 10_000;
@@ -37,15 +37,6 @@ export type RefStoreOutcome =
       readonly versions: Record<string, string>;
       readonly sections: ThroughputSection[];
     };
-
-function readVersion(pkg: string): string {
-  try {
-    const path = fileURLToPath(new URL(`../node_modules/${pkg}/package.json`, import.meta.url));
-    return (JSON.parse(readFileSync(path, 'utf8')) as { version?: string }).version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** Runs section [6], prints its tables and returns the outcome (for the JSON) and its missed targets. */
 export async function runRefStoreSection(): Promise<{ outcome: RefStoreOutcome; misses: string[] }> {

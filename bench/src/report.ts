@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 /** Report model (what latest.json holds) and plain-text table formatting. */
 import type { RedisRow } from './budget-redis';
 import type { FootprintRow } from './footprint';
@@ -144,3 +146,13 @@ export function throughputText(section: ThroughputSection): string {
 }
 
 export { pct, ratioText };
+
+/** The installed version of a bench dependency, or `unknown`. */
+export function readVersion(pkg: string): string {
+  try {
+    const path = fileURLToPath(new URL(`../node_modules/${pkg}/package.json`, import.meta.url));
+    return (JSON.parse(readFileSync(path, 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

@@ -5,11 +5,11 @@
  * `BENCH_ONLY=refstore pnpm bench` runs section [6] alone (tables only, no JSON written).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { RefStoreOutcome } from './ref-store';
-import type { Comparison, Report, ThroughputSection } from './report';
+import { type Comparison, type Report, readVersion, type ThroughputSection } from './report';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -39,15 +39,6 @@ function ensureBudgetBuilt(): void {
   if (existsSync(budgetDist)) return;
   console.log('@trestle/budget has no dist/: building it (pnpm --filter @trestle/budget run build) ...');
   execFileSync('pnpm', ['--filter', '@trestle/budget', 'run', 'build'], { cwd: repoRoot, stdio: 'inherit' });
-}
-
-function readVersion(pkg: string): string {
-  try {
-    const path = fileURLToPath(new URL(`../node_modules/${pkg}/package.json`, import.meta.url));
-    return (JSON.parse(readFileSync(path, 'utf8')) as { version?: string }).version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
 }
 
 function gitCommit(): string {
