@@ -1,0 +1,593 @@
+"""Op handlers: `handler(worker, request, ctx)` returns the encoded result, or a `Pending` whose coroutine
+returns it (async calls, async streams). Errors are raised; the worker turns them into ErrorInfo."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+import types
+
+from . import __version__
+from .codec import Ctx, load_codecs
+from .errors import BadRequest, Cancelled, Forbidden, ProtocolError, RefNotFound, error_info
+
+PROTOCOL = 1
+
+ALLOWED_DUNDERS = frozenset(
+    (
+        "__getitem__",
+        "__len__",
+        "__contains__",
+        "__iter__",
+        "__next__",
+        "__enter__",
+        "__exit__",
+        "__call__",
+        "__str__",
+        "__repr__",
+    )
+)
+
+_PLAIN = frozenset((str, int, float, bool, type(None), list, dict, tuple, bytes))
+_isawaitable = inspect.isawaitable
+_ModuleType = types.ModuleType
+
+
+class Pending:
+    """An op that finishes later: the worker runs `coro` as a task; its return value is the result."""
+
+    __slots__ = ("coro",)
+
+    def __init__(self, coro):
+        self.coro = coro
+
+
+# -- names and modules ----------------------------------------------------------------------------
+
+_split_cache: dict = {}
+
+
+def split_name(name, field: str = "name") -> tuple:
+    """A dotted name -> its parts; dunder parts (other than the allowed ones) are refused."""
+    try:
+        return _split_cache[name]
+    except (KeyError, TypeError):
+        pass
+    if type(name) is not str or not name:
+        raise BadRequest(f"missing field '{field}'")
+    parts = tuple(name.split("."))
+    for part in parts:
+        if not part:
+            raise BadRequest(f"'{field}' {name!r} has an empty part")
+        if part.startswith("__") and part not in ALLOWED_DUNDERS:
+            raise Forbidden(f"dunder name {part!r} is not allowed (in {name!r})")
+    if len(_split_cache) < 65536:
+        _split_cache[name] = parts
+    return parts
+
+
+def resolve(obj, parts: tuple, allow=None):
+    """getattr one part at a time; a missing attribute of a module may be a submodule to import.
+    With an allowlist, a module reached on the way (`json.decoder.re`) must be allowed too."""
+    for part in parts:
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            if type(obj) is not _ModuleType:
+                raise
+            try:
+                obj = importlib.import_module(obj.__name__ + "." + part)
+            except ImportError:
+                raise AttributeError(f"module {obj.__name__!r} has no attribute {part!r}") from None
+        if allow is not None and type(obj) is _ModuleType and not module_allowed(allow, obj.__name__):
+            raise Forbidden(f"module {obj.__name__!r} is not in allow_modules")
+    return obj
+
+
+def module_allowed(allow, name: str) -> bool:
+    if allow is None:
+        return True
+    while True:
+        if name in allow:
+            return True
+        name, dot, _ = name.rpartition(".")
+        if not dot:
+            return False
+
+
+def import_module(w, name):
+    mod = w.modules.get(name)
+    if mod is not None:
+        return mod
+    if type(name) is not str or not name:
+        raise BadRequest("missing field 'module'")
+    if not module_allowed(w.allow_modules, name):
+        raise Forbidden(f"module {name!r} is not in allow_modules")
+    mod = importlib.import_module(name)
+    w.modules[name] = mod
+    return mod
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def session_for(w, req, ctx: Ctx, create: bool = True):
+    sid = req.get("session")
+    if type(sid) is not str or not sid:
+        raise BadRequest("missing field 'session'")
+    ctx.sid = sid
+    session = w.registry.session(sid, req.get("limits"), create)
+    ctx.session = session
+    return session
+
+
+def decode_args(w, req, ctx):
+    args = req.get("args")
+    kwargs = req.get("kwargs")
+    if args is None:
+        args = ()
+    elif type(args) is not list:
+        raise BadRequest("'args' must be an array")
+    elif args:
+        args = w.codec.decode(args, ctx)
+    if kwargs is not None:
+        if type(kwargs) is not dict:
+            raise BadRequest("'kwargs' must be an object")
+        kwargs = w.codec.decode(kwargs, ctx) if kwargs else None
+    return args, kwargs
+
+
+def make_iterator(obj):
+    """`aiter(obj)` for async iterables, else `iter(obj)`."""
+    cls = type(obj)
+    if hasattr(cls, "__aiter__"):
+        return cls.__aiter__(obj)
+    return iter(obj)
+
+
+def finish(w, result, ctx: Ctx, stream: bool):
+    """The encoded result of a call; awaitables become a Pending (awaited on the loop)."""
+    if type(result) not in _PLAIN and _isawaitable(result):
+        return Pending(_await_result(w, result, ctx, stream))
+    if stream:
+        return w.codec._ref(make_iterator(result), ctx, True)
+    return w.codec.encode(result, ctx)
+
+
+async def _await_result(w, awaitable, ctx, stream):
+    result = await awaitable
+    if stream:
+        return w.codec._ref(make_iterator(result), ctx, True)
+    return w.codec.encode(result, ctx)
+
+
+# -- ops -------------------------------------------------------------------------------------------
+
+
+def op_call(w, req, ctx):
+    session_for(w, req, ctx)
+    module = req.get("module")
+    fn = req.get("fn")
+    if type(module) is not str or type(fn) is not str:
+        raise BadRequest("missing field 'module'" if type(module) is not str else "missing field 'fn'")
+    key = (module, fn)
+    target = w.functions.get(key)
+    if target is None:
+        mod = import_module(w, module)
+        parts = split_name(fn, "fn")
+        target = (mod, parts)
+        w.functions[key] = target
+    ctx.fn = f"{module}.{fn}"
+    func = resolve(target[0], target[1], w.allow_modules)
+    args, kwargs = decode_args(w, req, ctx)
+    w.counters["calls"] += 1
+    result = func(*args, **kwargs) if kwargs else func(*args)
+    return finish(w, result, ctx, req.get("stream") is True)
+
+
+def op_method(w, req, ctx):
+    session_for(w, req, ctx, create=False)
+    entry = w.codec.lookup(req.get("ref"), ctx)
+    name = req.get("name")
+    parts = split_name(name)
+    ctx.fn = f"{entry.type_name}.{name}"
+    func = resolve(entry.obj, parts)
+    args, kwargs = decode_args(w, req, ctx)
+    w.counters["calls"] += 1
+    result = func(*args, **kwargs) if kwargs else func(*args)
+    return finish(w, result, ctx, req.get("stream") is True)
+
+
+def op_attr(w, req, ctx):
+    name = req.get("name")
+    parts = split_name(name)
+    if req.get("ref") is not None:
+        session_for(w, req, ctx, create=False)
+        entry = w.codec.lookup(req.get("ref"), ctx)
+        ctx.fn = f"{entry.type_name}.{name}"
+        obj = entry.obj
+    elif req.get("module") is not None:
+        session_for(w, req, ctx)
+        module = req.get("module")
+        if type(module) is not str:
+            raise BadRequest("'module' must be a string")
+        ctx.fn = f"{module}.{name}"
+        return w.codec.encode(resolve(import_module(w, module), parts, w.allow_modules), ctx)
+    else:
+        raise BadRequest("attr needs 'ref' or 'module'")
+    return w.codec.encode(resolve(obj, parts), ctx)
+
+
+def op_setattr(w, req, ctx):
+    session_for(w, req, ctx, create=False)
+    entry = w.codec.lookup(req.get("ref"), ctx)
+    name = req.get("name")
+    parts = split_name(name)
+    if "value" not in req:
+        raise BadRequest("missing field 'value'")
+    ctx.fn = f"{entry.type_name}.{name}"
+    value = w.codec.decode(req["value"], ctx)
+    setattr(resolve(entry.obj, parts[:-1]), parts[-1], value)
+    return None
+
+
+def op_iter(w, req, ctx):
+    session_for(w, req, ctx, create=False)
+    entry = w.codec.lookup(req.get("ref"), ctx)
+    ctx.fn = f"iter({entry.type_name})"
+    return w.codec._ref(make_iterator(entry.obj), ctx, True)
+
+
+def _stream_entry(w, req, ctx):
+    session_for(w, req, ctx, create=False)
+    entry = w.codec.lookup(req.get("ref"), ctx)
+    if not entry.stream:
+        raise BadRequest(f"ref '{entry.id}' is not a stream ref (use 'iter' or 'stream: true')")
+    return entry
+
+
+def op_stream_next(w, req, ctx):
+    entry = _stream_entry(w, req, ctx)
+    n = req.get("n")
+    if n is None:
+        n = w.chunk_size
+    elif type(n) is not int or n < 1:
+        raise BadRequest("'n' must be an integer >= 1")
+    it = entry.obj
+    ctx.fn = f"{entry.type_name}.__next__"
+    if hasattr(type(it), "__anext__"):
+        return Pending(_anext_items(w, entry, it, n, ctx))
+    items = []
+    append = items.append
+    done = False
+    error = None
+    nxt = it.__next__
+    try:
+        for _ in range(n):
+            append(nxt())
+    except StopIteration:
+        done = True
+    except Cancelled:
+        raise
+    except BaseException as exc:  # the stream raised: the items so far, then the error
+        done = True
+        error = error_info(exc, ctx.fn)
+        w.counters["errors"] += 1
+    return _stream_result(w, entry, items, done, error, ctx)
+
+
+async def _anext_items(w, entry, it, n, ctx):
+    items = []
+    done = False
+    error = None
+    anext = type(it).__anext__
+    try:
+        for _ in range(n):
+            items.append(await anext(it))
+    except StopAsyncIteration:
+        done = True
+    except BaseException as exc:
+        if w.is_cancel(exc):
+            raise
+        done = True
+        error = error_info(exc, ctx.fn)
+        w.counters["errors"] += 1
+    return _stream_result(w, entry, items, done, error, ctx)
+
+
+def _stream_result(w, entry, items, done, error, ctx):
+    encode = w.codec.encode
+    out = {"items": [encode(item, ctx) for item in items], "done": done}
+    if error is not None:
+        out["error"] = error
+    if done:
+        w.registry.remove(entry, "released")
+    return out
+
+
+def op_stream_close(w, req, ctx):
+    session_for(w, req, ctx, create=False)
+    try:
+        entry = w.codec.lookup(req.get("ref"), ctx)
+    except RefNotFound:
+        return {"closed": False}
+    if not entry.stream:
+        raise BadRequest(f"ref '{entry.id}' is not a stream ref")
+    it = entry.obj
+    ctx.fn = f"{entry.type_name}.close"
+    w.registry.remove(entry, "released")
+    if hasattr(type(it), "__anext__"):
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            return Pending(_aclose(aclose))
+        return {"closed": True}
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+    return {"closed": True}
+
+
+async def _aclose(aclose):
+    await aclose()
+    return {"closed": True}
+
+
+def _ids(req):
+    ids = req.get("ids")
+    if type(ids) is not list:
+        raise BadRequest("'ids' must be an array")
+    return [i.get("id") if type(i) is dict else i for i in ids]
+
+
+def op_release(w, req, ctx):
+    sid = req.get("session")
+    if type(sid) is not str or not sid:
+        raise BadRequest("missing field 'session'")
+    return {"released": w.registry.release(sid, _ids(req))}
+
+
+def op_release_session(w, req, ctx):
+    sid = req.get("session")
+    if type(sid) is not str or not sid:
+        raise BadRequest("missing field 'session'")
+    return {"released": w.registry.release_session(sid)}
+
+
+def op_ping(w, req, ctx):
+    return {"pong": True}
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return maxrss if sys.platform == "darwin" else maxrss * 1024
+    except Exception:
+        return 0
+
+
+def op_stats(w, req, ctx):
+    reg = w.registry
+    counters = dict(w.counters)
+    for key in ("refs_created", "refs_released", "evicted_ttl", "evicted_lru", "sessions_released"):
+        counters[key] = reg.counters[key]
+    out = {
+        "pid": os.getpid(),
+        "sessions": len(reg.sessions),
+        "refs": reg.total,
+        "rss_bytes": rss_bytes(),
+        "counters": counters,
+    }
+    sid = req.get("session")
+    if sid is not None:
+        if type(sid) is not str:
+            raise BadRequest("'session' must be a string")
+        out["session"] = reg.describe_session(sid)
+    return out
+
+
+def op_doctor(w, req, ctx):
+    names = req.get("modules")
+    if names is None:
+        names = []
+    if type(names) is not list or not all(type(n) is str for n in names):
+        raise BadRequest("'modules' must be an array of strings")
+    modules = {}
+    for name in names:
+        try:
+            import_module(w, name)
+            modules[name] = True
+        except Cancelled:
+            raise
+        except BaseException as exc:
+            info = error_info(exc)
+            modules[name] = f"{info.get('type', info['kind'])}: {info['message']}"
+    return {
+        "python": "%d.%d.%d" % sys.version_info[:3],
+        "executable": sys.executable,
+        "implementation": implementation(),
+        "prefix": sys.prefix,
+        "version": sys.version,
+        "bridge": __version__,
+        "modules": modules,
+    }
+
+
+def op_shutdown(w, req, ctx):
+    w.shutting_down = True
+    return None
+
+
+def implementation() -> str:
+    name = sys.implementation.name
+    return {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalVM", "ironpython": "IronPython"}.get(name, name)
+
+
+# -- configure ---------------------------------------------------------------------------------------
+
+
+def _int_option(req, key, minimum, default=None):
+    value = req.get(key, default)
+    if value is None:
+        return None
+    if type(value) is not int or value < minimum:
+        raise BadRequest(f"'{key}' must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def op_configure(w, req, ctx):
+    if req.get("protocol") != PROTOCOL or type(req.get("protocol")) is not int:
+        raise ProtocolError(f"this worker speaks protocol {PROTOCOL}, the host sent {req.get('protocol')!r}")
+    defaults = req.get("defaults")
+    max_total = _int_option(req, "max_total_refs", 1)
+    chunk = _int_option(req, "chunk_size", 1)
+    threshold = _int_option(req, "binary_threshold", 0)
+    max_frame = _int_option(req, "max_frame_bytes", 16)
+    sweep_ms = _int_option(req, "sweep_interval_ms", 0)
+    allow = req.get("allow_modules")
+    if allow is not None and (type(allow) is not list or not all(type(m) is str and m for m in allow)):
+        raise BadRequest("'allow_modules' must be null or an array of module names")
+    rlimits = req.get("rlimits")
+    if rlimits is not None and type(rlimits) is not dict:
+        raise BadRequest("'rlimits' must be an object")
+    codecs = load_codecs(req.get("codecs"))
+    if defaults is not None:
+        w.registry.set_defaults(defaults)
+    if rlimits:
+        apply_rlimits(rlimits)
+    if max_total is not None:
+        w.registry.max_total_refs = max_total
+    if chunk is not None:
+        w.chunk_size = chunk
+    if threshold is not None:
+        w.codec.binary_threshold = threshold
+    if max_frame is not None:
+        w.set_max_frame_bytes(max_frame)
+    if "allow_modules" in req:
+        w.allow_modules = None if allow is None else frozenset(allow)
+        w.modules.clear()
+        w.functions.clear()
+    if "codecs" in req:
+        w.codec.set_codecs(codecs)
+    if sweep_ms is not None:
+        w.set_sweep_interval(sweep_ms)
+    w.configured = True
+    return {"protocol": PROTOCOL, "pid": os.getpid()}
+
+
+def apply_rlimits(rlimits: dict) -> None:
+    try:
+        import resource
+    except ImportError:
+        raise BadRequest("rlimits are not supported on this platform") from None
+    names = {"as_bytes": "RLIMIT_AS", "cpu_seconds": "RLIMIT_CPU"}
+    for key, value in rlimits.items():
+        if key not in names:
+            raise BadRequest(f"unknown rlimit {key!r} (known: as_bytes, cpu_seconds)")
+        if value is None:
+            continue
+        if type(value) is not int or value < 0:
+            raise BadRequest(f"rlimits.{key} must be an integer >= 0")
+        resource.setrlimit(getattr(resource, names[key]), (value, value))
+
+
+# -- batch ---------------------------------------------------------------------------------------
+
+_NOT_IN_BATCH = frozenset(("batch", "configure", "shutdown", "cancel"))
+
+
+def op_batch(w, req, ctx):
+    items = req.get("items")
+    if type(items) is not list:
+        raise BadRequest("'items' must be an array")
+    results = []
+    for index, item in enumerate(items):
+        outcome, sub = run_item(w, item, ctx)
+        if type(outcome) is Pending:
+            return Pending(_batch_rest(w, items, index, outcome, sub, results, ctx))
+        results.append(outcome)
+    return results
+
+
+def _item_error(w, exc, sub):
+    w.codec._abandon(sub, 0)
+    w.counters["errors"] += 1
+    return {"ok": False, "error": error_info(exc, sub.fn)}
+
+
+def run_item(w, item, ctx):
+    """Runs one batch item synchronously: ({"ok": ...} or a Pending, its ctx)."""
+    sub = Ctx(None, ctx.blob_in)
+    sub.blobs = ctx.blobs
+    sub.blob_size = ctx.blob_size
+    try:
+        if type(item) is not dict:
+            raise BadRequest("a batch item must be an object")
+        op = item.get("op")
+        handler = HANDLERS.get(op) if type(op) is str else None
+        if handler is None or op in _NOT_IN_BATCH:
+            raise BadRequest(f"op {op!r} is not allowed in a batch" if op in _NOT_IN_BATCH else f"unknown op {op!r}")
+        result = handler(w, item, sub)
+    except Cancelled:
+        raise
+    except BaseException as exc:
+        return _item_error(w, exc, sub), sub
+    finally:
+        ctx.blob_size = sub.blob_size
+    if type(result) is Pending:
+        return result, sub
+    return {"ok": True, "result": result}, sub
+
+
+async def _batch_rest(w, items, index, pending, sub, results, ctx):
+    while True:
+        session = sub.session
+        if session is not None:
+            session.busy += 1
+        sub.blob_size = ctx.blob_size
+        try:
+            results.append({"ok": True, "result": await pending.coro})
+        except BaseException as exc:
+            if w.is_cancel(exc):
+                raise
+            results.append(_item_error(w, exc, sub))
+        finally:
+            ctx.blob_size = sub.blob_size
+            if session is not None:
+                session.busy -= 1
+        pending = None
+        while index + 1 < len(items):
+            index += 1
+            outcome, sub = w.run_sync(ctx.rid, run_item, items[index], ctx)
+            if type(outcome) is Pending:
+                pending = outcome
+                break
+            results.append(outcome)
+        if pending is None:
+            return results
+
+
+HANDLERS = {
+    "call": op_call,
+    "method": op_method,
+    "attr": op_attr,
+    "setattr": op_setattr,
+    "iter": op_iter,
+    "stream_next": op_stream_next,
+    "stream_close": op_stream_close,
+    "release": op_release,
+    "release_session": op_release_session,
+    "batch": op_batch,
+    "ping": op_ping,
+    "stats": op_stats,
+    "doctor": op_doctor,
+    "shutdown": op_shutdown,
+    "configure": op_configure,
+}
