@@ -1,13 +1,15 @@
 /**
  * `pnpm bench`: runs every benchmark, prints the tables (ops/s and ratios against the peers measured
  * in the same run) and writes bench/results/latest.json (plus a timestamped copy, git-ignored).
- * Bounded: every loop is bounded in count and time, and a watchdog aborts the run past 170 s.
- * `BENCH_ONLY=refstore pnpm bench` runs section [6] alone (tables only, no JSON written).
+ * Bounded: every loop is bounded in count and time, and a watchdog aborts the run past 240 s.
+ * `BENCH_ONLY=refstore pnpm bench` runs section [6] alone (tables only, no JSON written); likewise
+ * `BENCH_ONLY=session` ([7]) and `BENCH_ONLY=python` ([8], the Python bridge).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { PythonBridgeOutcome } from './python-bridge';
 import type { RefStoreOutcome } from './ref-store';
 import { type Comparison, type Report, readVersion, type ThroughputSection } from './report';
 
@@ -16,7 +18,7 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 const budgetDist = fileURLToPath(new URL('../node_modules/@trestle/budget/dist/index.js', import.meta.url));
 
-const WATCHDOG_MS = 170_000;
+const WATCHDOG_MS = 240_000;
 const MEMORY_OPTIONS = { rounds: 10, sampleMs: 100, warmupMs: 300, maxOpsPerSample: 5_000_000 } as const;
 /**
  * 100,000 keys: contenders measured alone, in 2 counterbalanced passes; each pass warms up for 1.2 s
@@ -72,6 +74,9 @@ function machineInfo(): Record<string, unknown> {
       '@trestle/budget': readVersion('@trestle/budget'),
       'rate-limiter-flexible': readVersion('rate-limiter-flexible'),
       ioredis: readVersion('ioredis'),
+      pythonia: readVersion('pythonia'),
+      'python-shell': readVersion('python-shell'),
+      '@trestle/python-adapter': readVersion('@trestle/python-adapter'),
     },
   };
 }
@@ -88,17 +93,21 @@ async function main(): Promise<void> {
 
   const only = process.env.BENCH_ONLY;
   if (only) {
-    if (only !== 'refstore' && only !== 'session') {
-      console.error(`bench: unknown BENCH_ONLY=${only} (known: refstore, session)`);
+    const sections: Record<string, () => Promise<{ misses: string[] }>> = {
+      refstore: async () => (await import('./ref-store')).runRefStoreSection(),
+      session: async () => (await import('./session-context')).runSessionContextSection(),
+      python: async () => (await import('./python-bridge')).runPythonBridgeSection(),
+    };
+    const section = sections[only];
+    if (!section) {
+      console.error(`bench: unknown BENCH_ONLY=${only} (known: ${Object.keys(sections).join(', ')})`);
       process.exit(2);
     }
     const machine = machineInfo();
     console.log(
       `trestle bench ${only} only: node ${machine.node}, ${machine.cpuModel}, ${machine.cores} cores, ${machine.date}`,
     );
-    const { runRefStoreSection } = await import('./ref-store');
-    const { runSessionContextSection } = await import('./session-context');
-    const { misses } = only === 'refstore' ? await runRefStoreSection() : await runSessionContextSection();
+    const { misses } = await section();
     console.log(
       `\nsummary: ${misses.length === 0 ? 'every target met' : `${misses.length} target(s) missed`}`,
     );
@@ -336,6 +345,10 @@ async function main(): Promise<void> {
   const { runSessionContextSection } = await import('./session-context');
   const sessionScope = await runSessionContextSection();
 
+  // ---- 8. python bridge: @trestle/python-adapter vs a raw pipe floor, pythonia, python-shell ----
+  const { runPythonBridgeSection } = await import('./python-bridge');
+  const pythonBridge = await runPythonBridgeSection();
+
   // ---- summary + JSON ----
   const misses: string[] = [];
   for (const section of memorySections) {
@@ -366,12 +379,16 @@ async function main(): Promise<void> {
         misses.push(`[4] ${row.label}: ${row.failed} failed/degraded calls (the row is not valid)`);
     }
   }
-  misses.push(...refStore.misses, ...sessionScope.misses);
+  misses.push(...refStore.misses, ...sessionScope.misses, ...pythonBridge.misses);
   const durationSec = Number(((performance.now() - started) / 1000).toFixed(1));
   console.log(`\nsummary: ${misses.length === 0 ? 'every target met' : `${misses.length} target(s) missed`}`);
   for (const miss of misses) console.log(`  MISS ${miss}`);
 
-  const report: Report & { refStore: RefStoreOutcome; sessionScope: typeof sessionScope.outcome } = {
+  const report: Report & {
+    refStore: RefStoreOutcome;
+    sessionScope: typeof sessionScope.outcome;
+    pythonBridge: PythonBridgeOutcome;
+  } = {
     machine: { ...machine, loadAverageAtEnd: os.loadavg().map((load) => Number(load.toFixed(2))) },
     config: {
       memory: MEMORY_OPTIONS,
@@ -390,6 +407,7 @@ async function main(): Promise<void> {
     handlePool: poolReport,
     refStore: refStore.outcome,
     sessionScope: sessionScope.outcome,
+    pythonBridge: pythonBridge.outcome,
     misses,
     durationSec,
   };
