@@ -156,7 +156,7 @@ function describeObject(value: object, proto: object | null): string {
       : undefined;
   const name = typeof ctor === 'function' && ctor.name ? ctor.name : undefined;
   if (ArrayBuffer.isView(value)) {
-    return `an instance of ${name ?? 'a typed array'} (only Uint8Array and ArrayBuffer are sent as bytes)`;
+    return `${name ? `an instance of ${name}` : 'a typed array'} (only Uint8Array and ArrayBuffer are sent as bytes)`;
   }
   return name ? `an instance of ${name}` : 'an object with a custom prototype';
 }
@@ -200,7 +200,7 @@ function checkCodecs(codecs: readonly PyCodec[] | undefined): readonly PyCodec[]
 /**
  * Encodes host values into their wire form (JSON-able, PROTOCOL.md "Values").
  *
- * - numbers: integers and finite floats as JSON numbers (an integer of 1e21 or more is written by
+ * - numbers: integers and finite floats as JSON numbers (an integer of magnitude 1e21 or more is written by
  *   `JSON.stringify` in exponent form and so reaches Python as a `float`); `-0`, `NaN`, `±Infinity` tagged;
  *   `bigint` always a tagged `int`; strings, booleans and `null` as they are.
  * - arrays → lists; {@link PyTuple} → tuple; {@link PyFrozenSet} → frozenset; `Set` → set.
@@ -598,9 +598,10 @@ export class Decoder {
     const record = wire as Record<string, unknown>;
     const tag = record.__type__;
     if (tag === undefined) {
-      for (const key of Object.keys(record)) {
+      // for-in is twice as fast as Object.keys on JSON.parse objects (no key array); own keys only.
+      for (const key in record) {
         const item = record[key];
-        if (typeof item !== 'object' || item === null) continue;
+        if (typeof item !== 'object' || item === null || !Object.hasOwn(record, key)) continue;
         let decoded: unknown;
         try {
           decoded = this.#decode(item, blob, depth + 1);

@@ -237,6 +237,8 @@ export class WorkerPool {
         return;
       }
       this.arm(job);
+      // Blob parts are views of the caller's bytes: a queued request keeps its own copy.
+      if (blobs !== undefined) blobs.parts = blobs.parts.map((part) => part.slice());
       slot.queue.push(job);
       this.queuedTotal++;
       if (this.limits.queueTimeoutMs > 0 && Number.isFinite(this.limits.queueTimeoutMs)) {
@@ -388,7 +390,14 @@ export class WorkerPool {
     }
     job.state = 'sent';
     job.worker = worker;
-    job.id = worker.send(job.message, job, job.blobs);
+    try {
+      job.id = worker.send(job.message, job, job.blobs);
+    } catch (error) {
+      // The request could not be framed (too large, not JSON): it fails alone, the worker is fine.
+      job.state = 'settled';
+      job.cleanup();
+      job.reject(error);
+    }
   }
 
   private pump(slot: Slot): void {

@@ -140,6 +140,7 @@ export class PythonBridge implements Python {
         : null,
     };
     const env = workerEnv(process.env, options.env);
+    const maxFrameBytes = options.maxFrameBytes ?? 2 ** 30;
     const onOutput = options.onOutput ?? writeOutput;
     this.pool = new WorkerPool(
       {
@@ -164,7 +165,7 @@ export class PythonBridge implements Python {
             configure,
             maxFrameBytes: options.maxFrameBytes ?? 2 ** 30,
             startupTimeoutMs: options.startupTimeoutMs ?? 15_000,
-            frame: encodeFrame,
+            frame: (message, blobs) => encodeFrame(message, blobs, maxFrameBytes),
             onOutput,
             onExit: (worker, error) => this.pool.workerExited(worker, error),
           }),

@@ -49,7 +49,7 @@ describe.runIf(hasPython())('edge values round-trip through Python', () => {
   });
 
   it('nested tuples, sets, frozensets, complex, dates', async () => {
-    const nested = tuple<unknown>(1, tuple<unknown>(2, tuple<unknown>(3, 'x')), [tuple()]);
+    const nested = tuple(1, tuple(2, tuple(3, 'x')), [tuple()]);
     const back = (await echo(nested)) as PyTuple;
     expect(PyTuple.isInstance(back)).toBe(true);
     expect(back).toEqual(nested);

@@ -96,8 +96,8 @@ Object.defineProperty(PyTuple.prototype, tupleBrand, { value: true });
  * new Map([[tuple(1, 2), 'a']]); // Python {(1, 2): 'a'}: a dict with a tuple key
  * ```
  */
-export function tuple<T>(...items: T[]): PyTuple<T> {
-  return new PyTuple(items);
+export function tuple<T extends readonly unknown[]>(...items: T): PyTuple<T[number]> {
+  return new PyTuple<T[number]>(items);
 }
 
 /** True for a {@link PyTuple} (also one made by another install of this package). */

@@ -3,6 +3,8 @@ import {
   type InvalidRefReason,
   type RefGoneReason,
   RefNotFoundError,
+  RefRegistryError,
+  RefRegistryErrorCode,
   SessionMismatchError,
 } from '@trestle/ref-registry';
 import { adapterError, PythonAdapterErrorCode, PythonError } from './errors';
@@ -18,7 +20,8 @@ export interface WireError {
     | 'forbidden'
     | 'bad_request'
     | 'protocol'
-    | 'unencodable';
+    | 'unencodable'
+    | 'registry_full';
   readonly type?: string;
   readonly module?: string;
   readonly message?: string;
@@ -85,6 +88,11 @@ export function hostError(wire: WireError, fallbackFn: string): Error {
       return adapterError(PythonAdapterErrorCode.Forbidden, message || `${fallbackFn} is not allowed`);
     case 'unencodable':
       return adapterError(PythonAdapterErrorCode.Unencodable, message);
+    case 'registry_full':
+      return new RefRegistryError(
+        RefRegistryErrorCode.StoreFull,
+        `python worker registry is full: ${message}`,
+      );
     default:
       return adapterError(PythonAdapterErrorCode.Protocol, `${wire.kind}: ${message}`);
   }

@@ -17,6 +17,16 @@ _HEADER = struct.Struct(">I")
 ECHO = "import sys\nfor line in sys.stdin:\n    sys.stdout.write(line)\n    sys.stdout.flush()\n"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CPU = {}  # name -> child CPU microseconds per request (load-independent)
+
+
 def bench_echo(iterations: int) -> list:
     proc = subprocess.Popen(
         [sys.executable, "-u", "-c", ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
@@ -25,6 +35,9 @@ def bench_echo(iterations: int) -> list:
     inp = proc.stdout
     times = []
     message = {"id": 0, "op": "call", "session": "s1", "module": "math", "fn": "sqrt", "args": [16]}
+    os.write(out, b"{}\n")
+    inp.readline()
+    cpu0 = cpu_seconds(proc.pid)
     for i in range(iterations):
         t0 = time.perf_counter()
         message["id"] = i
@@ -32,6 +45,7 @@ def bench_echo(iterations: int) -> list:
         line = inp.readline()
         json.loads(line)
         times.append(time.perf_counter() - t0)
+    CPU["echo"] = (cpu_seconds(proc.pid) - cpu0) / iterations * 1e6
     proc.stdin.close()
     proc.wait()
     return times
@@ -56,6 +70,7 @@ def bench_bridge(iterations: int) -> list:
     times = []
     buf = bytearray()
     message = {"id": 0, "op": "call", "session": "s1", "module": "math", "fn": "sqrt", "args": [16]}
+    cpu0 = cpu_seconds(bridge.proc.pid)
     try:
         for i in range(1, iterations + 1):
             t0 = time.perf_counter()
@@ -65,6 +80,7 @@ def bench_bridge(iterations: int) -> list:
             reply = json.loads(_read_frame(bridge.rep_r, buf))
             times.append(time.perf_counter() - t0)
             assert reply["result"] == 4.0, reply
+        CPU["bridge"] = (cpu_seconds(bridge.proc.pid) - cpu0) / iterations * 1e6
     finally:
         bridge.close()
     return times
@@ -101,6 +117,7 @@ def main() -> None:
     b = statistics.median(bridge) * 1e6
     print(f"echo   median {e:7.1f} us   mean {statistics.mean(echo) * 1e6:7.1f} us")
     print(f"bridge median {b:7.1f} us   mean {statistics.mean(bridge) * 1e6:7.1f} us   ratio {b / e:.2f}")
+    print(f"child CPU per request: echo {CPU['echo']:.1f} us, bridge {CPU['bridge']:.1f} us")
     sync_op = {"op": "call", "session": "s1", "module": "math", "fn": "sqrt", "args": [16]}
     async_op = {"op": "call", "session": "s1", "module": "asyncio", "fn": "sleep", "args": [0]}
     print(f"100 in flight, math.sqrt:     {bench_in_flight(20_000, 100, sync_op):9.0f} req/s")

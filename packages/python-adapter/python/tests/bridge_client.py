@@ -53,7 +53,7 @@ class _Drain(threading.Thread):
 class Bridge:
     """One worker process. `call(op, **fields)` sends a request and waits for its reply."""
 
-    def __init__(self, env=None, configure=None, extra_path=(), hello_timeout=10.0):
+    def __init__(self, env=None, configure=None, extra_path=(), hello_timeout=10.0, argv=None):
         host_in_r, self.req_w = os.pipe()  # requests: host writes, worker reads
         self.rep_r, worker_out_w = os.pipe()  # replies: worker writes, host reads
         ctl_r, self.ctl_w = os.pipe()
@@ -66,7 +66,7 @@ class Bridge:
         if env:
             child_env.update(env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "trestle_bridge"],
+            argv or [sys.executable, "-u", "-m", "trestle_bridge"],
             pass_fds=(host_in_r, worker_out_w, ctl_r),
             env=child_env,
             stdin=subprocess.DEVNULL,

@@ -292,21 +292,30 @@ class Decoding(unittest.TestCase):
         self.assertIs(self.dec(wire), obj)
         self.assertIs(self.dec([{"k": wire}])[0]["k"], obj)
         self.assertIs(self.codec.lookup(wire["id"], Ctx(self.s)).obj, obj)
+        full = dict(wire)
         cases = [
-            ({"__type__": "ref", "id": wire["id"]}, "unknown_schema"),
-            ({"__type__": "ref", "__schema__": 2, "id": wire["id"]}, "unknown_schema"),
-            ({"__type__": "ref", "__schema__": 1}, "missing_id"),
-            ({"__type__": "ref", "__schema__": 1, "id": 5}, "malformed"),
+            ({k: v for k, v in full.items() if k != "__schema__"}, "unknown_schema"),
+            ({**full, "__schema__": 2}, "unknown_schema"),
+            ({**full, "__schema__": True}, "unknown_schema"),
+            ({k: v for k, v in full.items() if k != "id"}, "missing_id"),
+            ({**full, "id": 5}, "missing_id"),
+            ({**full, "session_id": ""}, "missing_session"),
+            ({k: v for k, v in full.items() if k != "type_name"}, "missing_type_name"),
+            ({**full, "python_module": None}, "invalid_field"),
+            ({**full, "library": 3}, "invalid_field"),
         ]
         for bad, reason in cases:
             with self.assertRaises(InvalidRef) as caught:
                 self.dec(bad)
+            self.assertEqual(caught.exception.info()["reason"], reason, bad)
+        info = caught.exception.info()
+        self.assertEqual((info["ref_id"], info["session_id"]), (wire["id"], "s1"))
+        for bad, reason in (({"id": "x"}, "missing_type"), ({**full, "__type__": "tuple"}, "not_a_ref"), (5, "not_an_object"), ("", "missing_id")):
+            with self.assertRaises(InvalidRef) as caught:
+                self.codec.lookup(bad, Ctx(self.s))
             self.assertEqual(caught.exception.info()["reason"], reason)
-        with self.assertRaises(InvalidRef) as caught:
-            self.codec.lookup({"id": "x"}, Ctx(self.s))
-        self.assertEqual(caught.exception.info()["reason"], "missing_type")
         with self.assertRaises(RefNotFound):
-            self.dec({"__type__": "ref", "__schema__": 1, "id": "unknown", "session_id": "s1"})
+            self.dec({**full, "id": "unknown"})
         other = self.reg.session("s2")
         with self.assertRaises(SessionMismatch):
             self.codec.decode(wire, Ctx(other))

@@ -3,6 +3,7 @@ import os
 import random
 import struct
 import threading
+import tracemalloc
 import unittest
 
 from trestle_bridge import framing
@@ -118,9 +119,17 @@ class Reader(unittest.TestCase):
         reader = FrameReader(max_frame_bytes=1000)
         with self.assertRaises(FrameError):
             reader.feed(struct.pack(">I", 1001))
-        reader = FrameReader()  # the 1 GiB default: a 4 GiB-1 length is refused from the header alone
-        with self.assertRaises(FrameError):
-            reader.feed(struct.pack(">I", 0xFFFFFFFF) + b"{")
+        tracemalloc.start()
+        try:
+            reader = FrameReader()  # the 1 GiB default: a 4 GiB-1 length is refused from the header alone
+            with self.assertRaises(FrameError):
+                reader.feed(struct.pack(">I", 0xFFFFFFFF) + b"{")
+            with self.assertRaises(FrameError):
+                FrameReader(max_frame_bytes=1 << 29).feed(struct.pack(">I", (1 << 29) + 1) + b"\x01" * 100)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertLess(peak, 1 << 20)
         self.assertEqual(reader.pending(), 0)
         reader = FrameReader(max_frame_bytes=1000)
         header = struct.pack(">I", 1001)

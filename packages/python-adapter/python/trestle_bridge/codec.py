@@ -506,31 +506,50 @@ class ValueCodec:
     # -- refs ------------------------------------------------------------------------------------------
 
     def lookup(self, ref, ctx: Ctx):
-        """The registry entry of a ref given as its id (a string) or its wire form (a dict)."""
+        """The registry entry of a ref given as its wire form (a dict) or as its bare id (a string).
+
+        A wire form is validated in the order of @trestle/ref-registry's decodeRef, with its reasons."""
         hint = None
         if type(ref) is str:
             ref_id = ref
+            if not ref_id:
+                raise InvalidRef("missing_id", "the ref id is empty")
         elif type(ref) is dict:
-            if "__type__" not in ref:
-                raise InvalidRef("missing_type", "a ref object needs '__type__': 'ref'")
-            if ref["__type__"] != "ref":
-                raise InvalidRef("malformed", f"expected a ref, got __type__={ref['__type__']!r}")
-            schema = ref.get("__schema__")
-            if type(schema) is not int or schema != 1:
-                raise InvalidRef("unknown_schema", f"ref __schema__ {schema!r} is not supported (this side speaks 1)")
-            ref_id = ref.get("id")
-            hint = ref.get("session_id")
-            if hint is not None and type(hint) is not str:
-                raise InvalidRef("malformed", "ref 'session_id' must be a string")
+            ref_id, hint = _check_ref_wire(ref)
         elif ref is None:
             raise BadRequest("missing field 'ref'")
         else:
-            raise InvalidRef("malformed", "a ref is an id string or a ref object")
-        if ref_id is None or ref_id == "":
-            raise InvalidRef("missing_id", "the ref has no 'id'")
-        if type(ref_id) is not str:
-            raise InvalidRef("malformed", "ref 'id' must be a string")
+            raise InvalidRef("not_an_object", f"a ref is a ref object (or its id), got {type(ref).__name__}")
         sid = ctx.sid
         if sid is None:
             raise BadRequest("a ref needs the request's 'session'")
         return self.registry.get(sid, ref_id, hint)
+
+
+def _text(value):
+    return value if type(value) is str and value else None
+
+
+def _check_ref_wire(ref: dict):
+    """(id, session id) of a ref wire form, or InvalidRef naming the first problem."""
+    ref_id = _text(ref.get("id"))
+    session_id = _text(ref.get("session_id"))
+    if "__type__" not in ref:
+        raise InvalidRef("missing_type", "missing '__type__' field", ref_id, session_id)
+    if ref["__type__"] != "ref":
+        raise InvalidRef("not_a_ref", f"'__type__' is {ref['__type__']!r}, not \"ref\"", ref_id, session_id)
+    schema = ref.get("__schema__")
+    if type(schema) is not int or schema != 1:
+        raise InvalidRef("unknown_schema", f"'__schema__' {schema!r} is not supported (this side speaks 1)", ref_id, session_id)
+    if ref_id is None:
+        raise InvalidRef("missing_id", "missing 'id' field", None, session_id)
+    if session_id is None:
+        raise InvalidRef("missing_session", "missing 'session_id' field", ref_id)
+    if _text(ref.get("type_name")) is None:
+        raise InvalidRef("missing_type_name", "missing 'type_name' field", ref_id, session_id)
+    if type(ref.get("python_module")) is not str:
+        raise InvalidRef("invalid_field", "'python_module' must be a string", ref_id, session_id)
+    for key in ("library", "pool_name"):
+        if ref.get(key) is not None and type(ref[key]) is not str:
+            raise InvalidRef("invalid_field", f"'{key}' must be a string or null", ref_id, session_id)
+    return ref_id, session_id

@@ -32,14 +32,22 @@ def exit_worker(reason: str = "", code: int = 1) -> None:
 
 
 def set_parent_death_signal() -> None:
-    """Linux: SIGKILL when the parent dies (best effort)."""
+    """Linux: SIGTERM when the parent dies (best effort); SIGTERM kills our group, then us.
+
+    Not SIGKILL: that would kill this process before it could kill its group, leaving the processes
+    the user's code started behind. The control thread's EOF check covers a main thread stuck in C.
+    """
+    try:
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: exit_worker("SIGTERM (host gone)", 0))
+    except Exception:
+        pass
     if not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except Exception:
         pass
 

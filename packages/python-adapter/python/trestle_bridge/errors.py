@@ -53,10 +53,13 @@ class RegistryFull(BridgeError):
 
 
 class InvalidRef(BridgeError):
+    """`reason`: not_an_object | missing_type | not_a_ref | unknown_schema | missing_id | missing_session |
+    missing_type_name | invalid_field (the reasons of @trestle/ref-registry's decodeRef)."""
+
     kind = "invalid_ref"
 
-    def __init__(self, reason: str, message: str):
-        super().__init__(message, reason=reason)
+    def __init__(self, reason: str, message: str, ref_id: str | None = None, session_id: str | None = None):
+        super().__init__(message, reason=reason, ref_id=ref_id, session_id=session_id)
 
 
 class RefNotFound(BridgeError):

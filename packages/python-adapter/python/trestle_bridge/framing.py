@@ -240,7 +240,10 @@ class FrameWriter:
         size = self._size
         self._size = 0
         if len(parts) == 1:
-            write_all(self.fd, parts[0])
+            data = parts[0]
+            n = os.write(self.fd, data)  # nearly always complete: no memoryview, no loop
+            if n < len(data):
+                write_all(self.fd, memoryview(data)[n:])
         elif size <= BIG_FRAME:
             write_all(self.fd, b"".join(parts))
         else:  # big blobs: no joined copy

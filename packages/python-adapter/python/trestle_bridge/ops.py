@@ -1,5 +1,6 @@
 """Op handlers: `handler(worker, request, ctx)` returns the encoded result, or a `Pending` whose coroutine
-returns it (async calls, async streams). Errors are raised; the worker turns them into ErrorInfo."""
+returns it (async calls). Errors are raised; the worker turns them into ErrorInfo. Stream ops are in
+streams.py; the table of all ops is `HANDLERS` at the end."""
 from __future__ import annotations
 
 import importlib
@@ -10,7 +11,9 @@ import types
 
 from . import __version__
 from .codec import Ctx, load_codecs
-from .errors import BadRequest, Cancelled, Forbidden, ProtocolError, RefNotFound, error_info
+from .errors import BadRequest, Cancelled, Forbidden, ProtocolError, error_info, is_cancel
+from .request import Pending, decode_args, session_for
+from .streams import op_iter, op_stream_close, op_stream_next, stream_ref
 
 PROTOCOL = 1
 
@@ -32,15 +35,6 @@ ALLOWED_DUNDERS = frozenset(
 _PLAIN = frozenset((str, int, float, bool, type(None), list, dict, tuple, bytes))
 _isawaitable = inspect.isawaitable
 _ModuleType = types.ModuleType
-
-
-class Pending:
-    """An op that finishes later: the worker runs `coro` as a task; its return value is the result."""
-
-    __slots__ = ("coro",)
-
-    def __init__(self, coro):
-        self.coro = coro
 
 
 # -- names and modules ----------------------------------------------------------------------------
@@ -76,9 +70,12 @@ def resolve(obj, parts: tuple, allow=None):
         except AttributeError:
             if type(obj) is not _ModuleType:
                 raise
+            full = obj.__name__ + "." + part
             try:
-                obj = importlib.import_module(obj.__name__ + "." + part)
-            except ImportError:
+                obj = importlib.import_module(full)
+            except ModuleNotFoundError as exc:
+                if exc.name != full:  # the submodule exists but its own import failed: that error
+                    raise
                 raise AttributeError(f"module {obj.__name__!r} has no attribute {part!r}") from None
         if allow is not None and type(obj) is _ModuleType and not module_allowed(allow, obj.__name__):
             raise Forbidden(f"module {obj.__name__!r} is not in allow_modules")
@@ -112,53 +109,19 @@ def import_module(w, name):
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def session_for(w, req, ctx: Ctx, create: bool = True):
-    sid = req.get("session")
-    if type(sid) is not str or not sid:
-        raise BadRequest("missing field 'session'")
-    ctx.sid = sid
-    session = w.registry.session(sid, req.get("limits"), create)
-    ctx.session = session
-    return session
-
-
-def decode_args(w, req, ctx):
-    args = req.get("args")
-    kwargs = req.get("kwargs")
-    if args is None:
-        args = ()
-    elif type(args) is not list:
-        raise BadRequest("'args' must be an array")
-    elif args:
-        args = w.codec.decode(args, ctx)
-    if kwargs is not None:
-        if type(kwargs) is not dict:
-            raise BadRequest("'kwargs' must be an object")
-        kwargs = w.codec.decode(kwargs, ctx) if kwargs else None
-    return args, kwargs
-
-
-def make_iterator(obj):
-    """`aiter(obj)` for async iterables, else `iter(obj)`."""
-    cls = type(obj)
-    if hasattr(cls, "__aiter__"):
-        return cls.__aiter__(obj)
-    return iter(obj)
-
-
 def finish(w, result, ctx: Ctx, stream: bool):
     """The encoded result of a call; awaitables become a Pending (awaited on the loop)."""
     if type(result) not in _PLAIN and _isawaitable(result):
         return Pending(_await_result(w, result, ctx, stream))
     if stream:
-        return w.codec._ref(make_iterator(result), ctx, True)
+        return stream_ref(w, result, ctx)
     return w.codec.encode(result, ctx)
 
 
 async def _await_result(w, awaitable, ctx, stream):
     result = await awaitable
     if stream:
-        return w.codec._ref(make_iterator(result), ctx, True)
+        return stream_ref(w, result, ctx)
     return w.codec.encode(result, ctx)
 
 
@@ -177,7 +140,8 @@ def op_call(w, req, ctx):
         mod = import_module(w, module)
         parts = split_name(fn, "fn")
         target = (mod, parts)
-        w.functions[key] = target
+        if len(w.functions) < 65536:
+            w.functions[key] = target
     ctx.fn = f"{module}.{fn}"
     func = resolve(target[0], target[1], w.allow_modules)
     args, kwargs = decode_args(w, req, ctx)
@@ -230,107 +194,6 @@ def op_setattr(w, req, ctx):
     value = w.codec.decode(req["value"], ctx)
     setattr(resolve(entry.obj, parts[:-1]), parts[-1], value)
     return None
-
-
-def op_iter(w, req, ctx):
-    session_for(w, req, ctx, create=False)
-    entry = w.codec.lookup(req.get("ref"), ctx)
-    ctx.fn = f"iter({entry.type_name})"
-    return w.codec._ref(make_iterator(entry.obj), ctx, True)
-
-
-def _stream_entry(w, req, ctx):
-    session_for(w, req, ctx, create=False)
-    entry = w.codec.lookup(req.get("ref"), ctx)
-    if not entry.stream:
-        raise BadRequest(f"ref '{entry.id}' is not a stream ref (use 'iter' or 'stream: true')")
-    return entry
-
-
-def op_stream_next(w, req, ctx):
-    entry = _stream_entry(w, req, ctx)
-    n = req.get("n")
-    if n is None:
-        n = w.chunk_size
-    elif type(n) is not int or n < 1:
-        raise BadRequest("'n' must be an integer >= 1")
-    it = entry.obj
-    ctx.fn = f"{entry.type_name}.__next__"
-    if hasattr(type(it), "__anext__"):
-        return Pending(_anext_items(w, entry, it, n, ctx))
-    items = []
-    append = items.append
-    done = False
-    error = None
-    nxt = it.__next__
-    try:
-        for _ in range(n):
-            append(nxt())
-    except StopIteration:
-        done = True
-    except Cancelled:
-        raise
-    except BaseException as exc:  # the stream raised: the items so far, then the error
-        done = True
-        error = error_info(exc, ctx.fn)
-        w.counters["errors"] += 1
-    return _stream_result(w, entry, items, done, error, ctx)
-
-
-async def _anext_items(w, entry, it, n, ctx):
-    items = []
-    done = False
-    error = None
-    anext = type(it).__anext__
-    try:
-        for _ in range(n):
-            items.append(await anext(it))
-    except StopAsyncIteration:
-        done = True
-    except BaseException as exc:
-        if w.is_cancel(exc):
-            raise
-        done = True
-        error = error_info(exc, ctx.fn)
-        w.counters["errors"] += 1
-    return _stream_result(w, entry, items, done, error, ctx)
-
-
-def _stream_result(w, entry, items, done, error, ctx):
-    encode = w.codec.encode
-    out = {"items": [encode(item, ctx) for item in items], "done": done}
-    if error is not None:
-        out["error"] = error
-    if done:
-        w.registry.remove(entry, "released")
-    return out
-
-
-def op_stream_close(w, req, ctx):
-    session_for(w, req, ctx, create=False)
-    try:
-        entry = w.codec.lookup(req.get("ref"), ctx)
-    except RefNotFound:
-        return {"closed": False}
-    if not entry.stream:
-        raise BadRequest(f"ref '{entry.id}' is not a stream ref")
-    it = entry.obj
-    ctx.fn = f"{entry.type_name}.close"
-    w.registry.remove(entry, "released")
-    if hasattr(type(it), "__anext__"):
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            return Pending(_aclose(aclose))
-        return {"closed": True}
-    close = getattr(it, "close", None)
-    if close is not None:
-        close()
-    return {"closed": True}
-
-
-async def _aclose(aclose):
-    await aclose()
-    return {"closed": True}
 
 
 def _ids(req):
@@ -543,6 +406,7 @@ def run_item(w, item, ctx):
         ctx.blob_size = sub.blob_size
     if type(result) is Pending:
         return result, sub
+    ctx.created.extend(sub.created)
     return {"ok": True, "result": result}, sub
 
 
@@ -554,8 +418,9 @@ async def _batch_rest(w, items, index, pending, sub, results, ctx):
         sub.blob_size = ctx.blob_size
         try:
             results.append({"ok": True, "result": await pending.coro})
+            ctx.created.extend(sub.created)
         except BaseException as exc:
-            if w.is_cancel(exc):
+            if is_cancel(exc):
                 raise
             results.append(_item_error(w, exc, sub))
         finally:

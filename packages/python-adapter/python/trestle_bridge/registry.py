@@ -28,7 +28,7 @@ MAX_TOMBSTONES = 4096
 class Entry:
     """One object held for the host."""
 
-    __slots__ = ("id", "seq", "obj", "created_at", "last_access", "type_name", "module", "stream", "session")
+    __slots__ = ("id", "seq", "obj", "created_at", "last_access", "type_name", "module", "stream", "session", "pending")
 
     def __init__(self, ref_id, seq, obj, now, session, stream=False):
         cls = type(obj)
@@ -42,6 +42,7 @@ class Entry:
         self.module = module if isinstance(module, str) else ""
         self.stream = stream
         self.session = session
+        self.pending = None  # an async stream's pull in flight: an asyncio.Event set when it ends
 
     def wire(self) -> dict:
         out = {

@@ -19,14 +19,17 @@ from .codec import Ctx, ValueCodec
 from .errors import BadRequest, Cancelled, ProtocolError, Unencodable, error_info, is_cancel
 from .framing import (
     DEFAULT_MAX_FRAME_BYTES,
+    HEADER,
     FrameError,
     FrameReader,
     FrameWriter,
     binary_frame,
     dumps,
+    json_frame,
     parse_payload,
 )
-from .ops import HANDLERS, PROTOCOL, Pending, implementation
+from .ops import HANDLERS, PROTOCOL, implementation
+from .request import Pending
 from .registry import Registry
 
 FEATURES = ["binary", "async", "cancel", "batch", "stream"]
@@ -35,7 +38,7 @@ DEFAULT_CHUNK_SIZE = 64
 DEFAULT_SWEEP_MS = 30_000
 
 _set_running_loop = asyncio._set_running_loop
-_pack = __import__("struct").Struct(">I").pack
+_pack = HEADER.pack
 
 
 class _Failed:
@@ -80,7 +83,7 @@ class Worker:
         self._flush_scheduled = False
         self._sweep_handle = None
         self.sweep_interval_ms = DEFAULT_SWEEP_MS
-        self.is_cancel = is_cancel
+        self.parent_pid = None  # None: the parent when the control thread starts
 
     # -- setup ---------------------------------------------------------------------------------------
 
@@ -102,12 +105,12 @@ class Worker:
         self.loop = loop
         self.main_ident = threading.get_ident()
         signal.signal(signal.SIGUSR1, self._on_sigusr1)
-        self.writer.add(_frame(dumps(self.hello())))
+        self.writer.add(json_frame(dumps(self.hello())))
         self.flush()
         os.set_blocking(self.fd_in, False)
         loop.add_reader(self.fd_in, self._on_readable)
         self.set_sweep_interval(self.sweep_interval_ms)
-        self.control = control.ControlThread(self, self.fd_ctl)
+        self.control = control.ControlThread(self, self.fd_ctl, self.parent_pid)
         self.control.start()
         loop.run_forever()
 
@@ -320,7 +323,7 @@ class Worker:
             text = dumps({"id": rid, "ok": False, "error": info})
         except (ValueError, TypeError):
             text = dumps({"id": rid, "ok": False, "error": {"kind": info["kind"], "message": repr(info)}})
-        self.writer.add(_frame(text))
+        self.writer.add(json_frame(text))
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -358,11 +361,6 @@ class Worker:
         os._exit(3)
 
 
-def _frame(text: str) -> bytes:
-    data = text.encode()
-    return _pack(len(data)) + data
-
-
 def _env_fd(name: str, default: int) -> int:
     value = os.environ.get(name, "")
     try:
@@ -371,12 +369,16 @@ def _env_fd(name: str, default: int) -> int:
         return default
 
 
-def main() -> None:
+def main(parent_pid: int | None = None) -> None:
+    if parent_pid is None:
+        parent_pid = os.getppid()
     fd_in = _env_fd("TRESTLE_FD_IN", 3)
     fd_out = _env_fd("TRESTLE_FD_OUT", 4)
     fd_ctl = _env_fd("TRESTLE_FD_CTL", 5)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control.set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before PDEATHSIG was set
+        control.exit_worker("the parent process exited during start-up")
     for fd in (fd_in, fd_out, fd_ctl):
         control.grow_pipe(fd)
         try:  # processes the user's code starts must not hold the protocol pipes
@@ -390,4 +392,6 @@ def main() -> None:
         os._exit(2)
     if sys.getrecursionlimit() < 4000:
         sys.setrecursionlimit(4000)
-    Worker(fd_in, fd_out, fd_ctl).run()
+    worker = Worker(fd_in, fd_out, fd_ctl)
+    worker.parent_pid = parent_pid
+    worker.run()
