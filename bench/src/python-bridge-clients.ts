@@ -211,21 +211,7 @@ export async function startFloor(rpcSource: string): Promise<BridgeClient> {
     child.stdin.end();
     await stopChild(child);
   };
-  try {
-    const ref = await call({ fn: 'compile', args: [PATTERN_SOURCE] });
-    return {
-      id: 'floor',
-      label: 'floor (raw NDJSON over pipes)',
-      pids: child.pid === undefined ? [] : [child.pid],
-      sqrt: () => call({ fn: 'sqrt', args: [16] }) as Promise<number>,
-      sub: () => call({ fn: 'method', ref, method: 'sub', args: SUB_ARGS }) as Promise<string>,
-      floats: (n) => call({ fn: 'floats', args: [n] }) as Promise<number[]>,
-      close,
-    };
-  } catch (error) {
-    await close();
-    throw error;
-  }
+  return rpcContender('floor', 'floor (raw NDJSON over pipes)', child.pid, call, close);
 }
 
 // ---- 3. python-shell: json mode, the same bench_rpc.py, replies matched in order ----
@@ -296,21 +282,7 @@ export async function startPythonShell(): Promise<BridgeClient> {
     }
     await stopChild(child);
   };
-  try {
-    const ref = await call({ fn: 'compile', args: [PATTERN_SOURCE] });
-    return {
-      id: 'python-shell',
-      label: 'python-shell (json mode)',
-      pids: child.pid === undefined ? [] : [child.pid],
-      sqrt: () => call({ fn: 'sqrt', args: [16] }) as Promise<number>,
-      sub: () => call({ fn: 'method', ref, method: 'sub', args: SUB_ARGS }) as Promise<string>,
-      floats: (n) => call({ fn: 'floats', args: [n] }) as Promise<number[]>,
-      close,
-    };
-  } catch (error) {
-    await close();
-    throw error;
-  }
+  return rpcContender('python-shell', 'python-shell (json mode)', child.pid, call, close);
 }
 
 // ---- 2. pythonia (JSPyBridge) ----
@@ -386,6 +358,31 @@ export async function startPythonia(): Promise<BridgeClient> {
       sub: () => pattern.sub!(...SUB_ARGS) as Promise<string>,
       // A list comes back as a proxy (a Python-side ref); .valueOf() fetches it as JSON: 2 round trips.
       floats: async (n) => (await ((await fixtures!.floats!(n)) as PyProxy).valueOf()) as number[],
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** The floor and python-shell speak the same little RPC (bench_rpc.py): one contender shape for both. */
+async function rpcContender(
+  id: string,
+  label: string,
+  pid: number | undefined,
+  call: (message: Record<string, unknown>) => Promise<unknown>,
+  close: () => Promise<void>,
+) {
+  try {
+    const ref = await call({ fn: 'compile', args: [PATTERN_SOURCE] });
+    return {
+      id,
+      label,
+      pids: pid === undefined ? [] : [pid],
+      sqrt: () => call({ fn: 'sqrt', args: [16] }) as Promise<number>,
+      sub: () => call({ fn: 'method', ref, method: 'sub', args: SUB_ARGS }) as Promise<string>,
+      floats: (n: number) => call({ fn: 'floats', args: [n] }) as Promise<number[]>,
       close,
     };
   } catch (error) {

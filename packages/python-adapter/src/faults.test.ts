@@ -18,7 +18,8 @@ describe.runIf(hasPython())('faults: crashes, deadlines, noise, host death', () 
       expect(crash).toBeInstanceOf(WorkerCrashedError);
       expect((crash as WorkerCrashedError).exitCode).toBe(3);
       expect((crash as WorkerCrashedError).stderrTail).toContain('exiting with 3');
-      expect(elapsed).toBeLessThan(1_000); // the 200 ms target is measured in bench-like conditions; see README
+      console.log(`[faults] os._exit(3): in-flight calls rejected ${elapsed} ms after the call`);
+      expect(elapsed).toBeLessThan(200);
       const other = await slow;
       expect(other).toBeInstanceOf(WorkerCrashedError);
       expect(await py.call('math', 'sqrt', [16])).toBe(4);

@@ -206,12 +206,6 @@ export class PythonWorker {
       this.requests.write(queue[0]);
       return;
     }
-    let size = 0;
-    for (const buffer of queue) size += buffer.length;
-    if (size <= 256 * 1024) {
-      this.requests.write(Buffer.concat(queue, size));
-      return;
-    }
     this.requests.cork();
     for (const buffer of queue) this.requests.write(buffer);
     this.requests.uncork();
