@@ -25,6 +25,8 @@ export type { WorkerStats } from './pool';
 export { isPyObject, type KwargsMarker, kw, type PyObject } from './proxy';
 export { createPython, PythonBridge } from './python';
 export type {
+  BatchItem,
+  BatchResult,
   CallOptions,
   DoctorReport,
   Kwargs,

@@ -29,6 +29,8 @@ import { ProxyFactory, type PyObject } from './proxy';
 import { BatchingReleaser } from './releaser';
 import { openStream, type StreamSource } from './stream';
 import type {
+  BatchItem,
+  BatchResult,
   CallOptions,
   DoctorReport,
   Kwargs,
@@ -189,47 +191,55 @@ export class PythonBridge implements Python {
     await this.pool.ready();
   }
 
-  async call<T = unknown>(
+  call<T = unknown>(
     module: string,
     fn: string,
     args?: readonly unknown[],
     kwargs?: Kwargs,
     options?: CallOptions,
   ): Promise<T> {
-    checkName('module', module);
-    checkName('fn', fn);
-    const session = this.sessionFor(options, undefined);
-    const blobs: BlobList = { parts: [], size: 0 };
-    const message = {
-      op: 'call',
-      session: session.id,
-      module,
-      fn,
-      args: this.encodeArgs(args, blobs),
-      kwargs: this.encodeKwargs(kwargs, blobs),
-    };
-    return this.run<T>(session.id, message, blobs, options, `${module}.${fn}`);
+    try {
+      checkName('module', module);
+      checkName('fn', fn);
+      const session = this.sessionFor(options, undefined);
+      const blobs: BlobList = { parts: [], size: 0 };
+      const message = {
+        op: 'call',
+        session: session.id,
+        module,
+        fn,
+        args: this.encodeArgs(args, blobs),
+        kwargs: this.encodeKwargs(kwargs, blobs),
+      };
+      return this.run<T>(session.id, message, blobs, options, `${module}.${fn}`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  async method<T = unknown>(
+  method<T = unknown>(
     ref: Ref,
     name: string,
     args?: readonly unknown[],
     kwargs?: Kwargs,
     options?: CallOptions,
   ): Promise<T> {
-    checkName('name', name);
-    const { session, wire } = this.useRef(ref, options);
-    const blobs: BlobList = { parts: [], size: 0 };
-    const message = {
-      op: 'method',
-      session: session.id,
-      ref: wire,
-      name,
-      args: this.encodeArgs(args, blobs),
-      kwargs: this.encodeKwargs(kwargs, blobs),
-    };
-    return this.run<T>(session.id, message, blobs, options, `${ref.typeName}.${name}`);
+    try {
+      checkName('name', name);
+      const { session, wire } = this.useRef(ref, options);
+      const blobs: BlobList = { parts: [], size: 0 };
+      const message = {
+        op: 'method',
+        session: session.id,
+        ref: wire,
+        name,
+        args: this.encodeArgs(args, blobs),
+        kwargs: this.encodeKwargs(kwargs, blobs),
+      };
+      return this.run<T>(session.id, message, blobs, options, `${ref.typeName}.${name}`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async attr<T = unknown>(target: Ref | string, name: string, options?: CallOptions): Promise<T> {
@@ -257,6 +267,87 @@ export class PythonBridge implements Python {
       value: this.encoder.value(value, blobs),
     };
     await this.run(session.id, message, blobs, options, `${ref.typeName}.${name} =`);
+  }
+
+  async batch(items: readonly BatchItem[], options?: CallOptions): Promise<BatchResult[]> {
+    if (!Array.isArray(items) || items.length === 0) {
+      throw adapterError(PythonAdapterErrorCode.InvalidArgument, 'batch() needs a non-empty array of items');
+    }
+    const firstRef = items.find((item): item is BatchItem & { ref: Ref } => 'ref' in item)?.ref;
+    let session: SessionHandle | undefined;
+    if (firstRef !== undefined) session = this.useRef(firstRef, options).session;
+    session ??= this.sessionFor(options, undefined);
+    const sessionOptions = { ...options, session };
+    const blobs: BlobList = { parts: [], size: 0 };
+    const labels: string[] = [];
+    const wire = items.map((item, index) => {
+      const path = `items[${index}]`;
+      if ('ref' in item) {
+        const ref = this.useRef(item.ref, sessionOptions).wire;
+        if ('attr' in item) {
+          checkName('attr', item.attr);
+          labels.push(`${item.ref.typeName}.${item.attr}`);
+          return { op: 'attr', session: session.id, ref, name: item.attr };
+        }
+        checkName('method', item.method);
+        labels.push(`${item.ref.typeName}.${item.method}`);
+        return {
+          op: 'method',
+          session: session.id,
+          ref,
+          name: item.method,
+          args: item.args === undefined ? [] : this.encoder.value(item.args, blobs, `${path}.args`),
+          kwargs:
+            item.kwargs === undefined ? undefined : this.encoder.value(item.kwargs, blobs, `${path}.kwargs`),
+        };
+      }
+      checkName('module', item.module);
+      if ('attr' in item) {
+        checkName('attr', item.attr);
+        labels.push(`${item.module}.${item.attr}`);
+        return { op: 'attr', session: session.id, module: item.module, name: item.attr };
+      }
+      checkName('fn', item.fn);
+      labels.push(`${item.module}.${item.fn}`);
+      return {
+        op: 'call',
+        session: session.id,
+        module: item.module,
+        fn: item.fn,
+        args: item.args === undefined ? [] : this.encoder.value(item.args, blobs, `${path}.args`),
+        kwargs:
+          item.kwargs === undefined ? undefined : this.encoder.value(item.kwargs, blobs, `${path}.kwargs`),
+      };
+    });
+    this.calls++;
+    let reply: RawReply;
+    try {
+      reply = await this.pool.submit(
+        session.id,
+        { op: 'batch', session: session.id, items: wire },
+        blobs.size > 0 ? blobs : undefined,
+        {
+          label: `batch of ${items.length}`,
+          timeoutMs: options?.timeoutMs ?? this.defaultTimeoutMs,
+          signal: options?.signal,
+        },
+      );
+    } catch (error) {
+      this.errors++;
+      throw this.translate(error, `batch of ${items.length}`);
+    }
+    const outcomes = reply.result as readonly { ok: boolean; result?: unknown; error?: WireError }[];
+    return outcomes.map((outcome, index): BatchResult => {
+      if (outcome.ok) {
+        try {
+          return { ok: true, value: this.decode(session.id, outcome.result, reply.blob) };
+        } catch (error) {
+          return { ok: false, error: error as Error };
+        }
+      }
+      this.errors++;
+      return { ok: false, error: hostError(outcome.error as WireError, labels[index] ?? 'batch item') };
+    });
   }
 
   async release(refs: Ref | readonly Ref[]): Promise<void> {
@@ -402,7 +493,7 @@ export class PythonBridge implements Python {
   }
 
   /** @internal Sends a request and decodes its reply in `sessionId`. */
-  async run<T>(
+  run<T>(
     sessionId: string | undefined,
     message: Record<string, unknown>,
     blobs: BlobList | undefined,
@@ -410,18 +501,19 @@ export class PythonBridge implements Python {
     label: string,
   ): Promise<T> {
     this.calls++;
-    let reply: RawReply;
-    try {
-      reply = await this.pool.submit(sessionId, message, blobs && blobs.size > 0 ? blobs : undefined, {
+    return this.pool
+      .submit(sessionId, message, blobs && blobs.size > 0 ? blobs : undefined, {
         label,
         timeoutMs: options?.timeoutMs ?? this.defaultTimeoutMs,
         signal: options?.signal,
-      });
-    } catch (error) {
-      this.errors++;
-      throw this.translate(error, label);
-    }
-    return this.decode(sessionId, reply.result, reply.blob) as T;
+      })
+      .then(
+        (reply) => this.decode(sessionId, reply.result, reply.blob) as T,
+        (error: unknown) => {
+          this.errors++;
+          throw this.translate(error, label);
+        },
+      );
   }
 
   /** @internal */
@@ -555,13 +647,17 @@ function live(handle: SessionHandle): SessionHandle {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
+const checkedNames = new Set<string>();
+
 function checkName(what: string, value: unknown): void {
+  if (typeof value === 'string' && checkedNames.has(value)) return;
   if (typeof value !== 'string' || !NAME.test(value)) {
     throw adapterError(
       PythonAdapterErrorCode.InvalidArgument,
       `${what} must be a dotted Python name, got ${JSON.stringify(value) ?? String(value)}`,
     );
   }
+  if (checkedNames.size < 10_000) checkedNames.add(value);
 }
 
 function validateOptions(options: PythonOptions): void {

@@ -91,6 +91,28 @@ export interface StreamOptions extends CallOptions {
 /** Keyword arguments. */
 export type Kwargs = Readonly<Record<string, unknown>>;
 
+/** One item of {@link Python.batch}: a call, a method call, or an attribute read. */
+export type BatchItem =
+  | {
+      readonly module: string;
+      readonly fn: string;
+      readonly args?: readonly unknown[];
+      readonly kwargs?: Kwargs;
+    }
+  | {
+      readonly ref: Ref;
+      readonly method: string;
+      readonly args?: readonly unknown[];
+      readonly kwargs?: Kwargs;
+    }
+  | { readonly ref: Ref; readonly attr: string }
+  | { readonly module: string; readonly attr: string };
+
+/** The outcome of one batch item: its value, or its own error (other items are unaffected). */
+export type BatchResult<T = unknown> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: Error };
+
 /** What `doctor()` reports. */
 export interface DoctorReport {
   readonly ok: boolean;
@@ -172,6 +194,11 @@ export interface Python extends AsyncDisposable {
   attr<T = unknown>(target: Ref | string, name: string, options?: CallOptions): Promise<T>;
   /** Sets `ref.name = value`. */
   setattr(ref: Ref, name: string, value: unknown, options?: CallOptions): Promise<void>;
+  /**
+   * Runs several calls in one round trip, in order, in one session (each item's own error is in its
+   * result; an async item is awaited before the next). The whole batch shares `options`.
+   */
+  batch(items: readonly BatchItem[], options?: CallOptions): Promise<BatchResult[]>;
   /** Releases refs now (batched into one message per session). Idempotent. */
   release(refs: Ref | readonly Ref[]): Promise<void>;
   /** Releases a session and every object it holds. Idempotent. */
