@@ -216,6 +216,16 @@ class Lifecycle(unittest.TestCase):
         finally:
             b.close()
 
+    def test_sweep_runs_while_idle(self):
+        b = Bridge(configure={"sweep_interval_ms": 20, "defaults": {"max_refs": 100, "ttl_ms": 50}})
+        try:
+            b.ok("call", session=S, module=FX, fn="Counter")
+            time.sleep(0.4)  # idle on the fast path: only the sweep timer can drop the ref
+            stats = b.ok("stats")
+            self.assertEqual((stats["refs"], stats["counters"]["evicted_ttl"]), (0, 1))
+        finally:
+            b.close()
+
     def test_requests_pipe_eof_alone(self):
         b = Bridge()
         try:

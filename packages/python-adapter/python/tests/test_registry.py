@@ -189,6 +189,24 @@ class GlobalCap(unittest.TestCase):
         later = reg.put(b, Obj())
         self.assertIs(reg.get("b", later.id), later)
 
+    def test_session_order_follows_use(self):
+        # `session()` skips the move when the session is already the last one used: the order must not care.
+        reg, _ = make()
+        rng = random.Random(7)
+        model = []
+        for _ in range(500):
+            sid = f"s{rng.randrange(4)}"
+            if rng.random() < 0.15:
+                reg.release_session(sid)
+                if sid in model:
+                    model.remove(sid)
+                continue
+            reg.session(sid)
+            if sid in model:
+                model.remove(sid)
+            model.append(sid)
+            self.assertEqual(list(reg.sessions), model)
+
     def test_busy_sessions_are_not_idle(self):
         reg, _ = make(max_total_refs=3)
         a = reg.session("a")

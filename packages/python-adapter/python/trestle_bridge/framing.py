@@ -18,6 +18,7 @@ BIG_FRAME = 1 << 20
 READ_SIZE = 1 << 16
 
 _pack = HEADER.pack
+_unpack_from = HEADER.unpack_from
 
 
 class FrameError(ProtocolError):
@@ -66,6 +67,28 @@ if _c_make_encoder is not None:
 
 else:  # pragma: no cover - interpreters without the C accelerator
     dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+_encode_str = json.encoder.encode_basestring_ascii
+
+
+def result_text(x) -> str:
+    """`dumps(x)` for encoded results, without the encoder's set-up for the common scalars."""
+    t = type(x)
+    if t is float:
+        if x - x == 0.0:  # finite (the codec tags the others; dumps would refuse them)
+            return _float_repr(x)
+    elif t is int:
+        return _int_repr(x)
+    elif t is str:
+        return _encode_str(x)
+    elif x is None:
+        return "null"
+    elif t is bool:
+        return "true" if x else "false"
+    return dumps(x)
 
 
 class FrameReader:
@@ -146,6 +169,10 @@ class FrameReader:
         data = os.read(fd, READ_SIZE)
         if not data:
             raise EOFError
+        if not self._buf and len(data) > 4:
+            n = _unpack_from(data)[0]
+            if n + 4 == len(data) and 0 < n <= self.max_frame_bytes:  # exactly one whole frame
+                return [data[4:]]
         return self.feed(data)
 
 
@@ -156,8 +183,14 @@ def parse_payload(payload):
     kind = payload[0]
     blob = None
     try:
-        if kind == KIND_JSON:
-            text = payload.decode("utf-8") if not isinstance(payload, memoryview) else str(payload, "utf-8")
+        if kind == KIND_JSON:  # the common case, inlined: the text starts with "{", no space to skip
+            text = payload.decode("utf-8") if type(payload) is bytes else str(payload, "utf-8")
+            try:
+                message, end = _scan(text, 0)
+            except StopIteration:
+                raise ValueError("expected a JSON value") from None
+            if end != len(text) and text[end:].strip():
+                raise ValueError(f"extra data after the JSON value at {end}")
         elif kind == KIND_BINARY:
             if len(payload) < 5:
                 raise FrameError("binary frame shorter than its header")
@@ -165,11 +198,10 @@ def parse_payload(payload):
             if 5 + j > len(payload):
                 raise FrameError(f"binary frame JSON length {j} exceeds the frame")
             view = memoryview(payload)
-            text = str(view[5 : 5 + j], "utf-8")
+            message = _decode_json(str(view[5 : 5 + j], "utf-8"))
             blob = view[5 + j :]
         else:
             raise FrameError(f"unknown frame kind byte 0x{kind:02x}")
-        message = _decode_json(text)
     except FrameError:
         raise
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -224,7 +256,7 @@ class FrameWriter:
         return bool(self._parts)
 
     def add(self, frame) -> None:
-        if isinstance(frame, (bytes, bytearray)):
+        if type(frame) is bytes or isinstance(frame, bytearray):
             self._parts.append(frame)
             self._size += len(frame)
         else:

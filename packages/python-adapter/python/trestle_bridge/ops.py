@@ -138,12 +138,17 @@ def op_call(w, req, ctx):
     target = w.functions.get(key)
     if target is None:
         mod = import_module(w, module)
-        parts = split_name(fn, "fn")
-        target = (mod, parts)
+        target = (mod, split_name(fn, "fn"), f"{module}.{fn}")
         if len(w.functions) < 65536:
             w.functions[key] = target
-    ctx.fn = f"{module}.{fn}"
-    func = resolve(target[0], target[1], w.allow_modules)
+    mod, parts, ctx.fn = target
+    if len(parts) == 1 and w.allow_modules is None:  # the usual `module.fn`: one getattr
+        try:
+            func = getattr(mod, parts[0])
+        except AttributeError:
+            func = resolve(mod, parts)
+    else:
+        func = resolve(mod, parts, w.allow_modules)
     args, kwargs = decode_args(w, req, ctx)
     w.counters["calls"] += 1
     result = func(*args, **kwargs) if kwargs else func(*args)

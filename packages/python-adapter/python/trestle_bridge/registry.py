@@ -106,6 +106,7 @@ class Registry:
         self.prefix = prefix if prefix is not None else "r" + secrets.token_hex(6) + "_"
         self.max_tombstones = max_tombstones
         self.sessions: OrderedDict = OrderedDict()  # least recently used session first
+        self._last = None  # the session last created or moved to the end of `sessions` (so still there)
         self.total = 0
         self._seq = 0
         self._ref_tombs: OrderedDict = OrderedDict()  # ref id -> (reason, session id)
@@ -137,9 +138,12 @@ class Registry:
                 return None
             session = Session(session_id, self.default_max_refs, self.default_ttl_ms, now)
             self.sessions[session_id] = session
+            self._last = session
         else:
             session.last_access = now
-            self.sessions.move_to_end(session_id)
+            if session is not self._last:  # the same session as the last request: already at the end
+                self.sessions.move_to_end(session_id)
+                self._last = session
         if limits is not None:
             self.set_limits(session, limits)
         return session

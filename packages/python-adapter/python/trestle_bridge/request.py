@@ -32,7 +32,11 @@ def decode_args(w, req, ctx):
     elif type(args) is not list:
         raise BadRequest("'args' must be an array")
     elif args:
-        args = w.codec.decode(args, ctx)
+        for item in args:  # scalars decode to themselves: only look deeper when there is a container
+            t = type(item)
+            if t is list or t is dict:
+                args = w.codec.decode(args, ctx)
+                break
     if kwargs is not None:
         if type(kwargs) is not dict:
             raise BadRequest("'kwargs' must be an object")

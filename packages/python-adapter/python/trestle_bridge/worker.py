@@ -3,6 +3,8 @@
 Synchronous ops run inline on the main thread, one at a time, in arrival order; replies are buffered and
 written together after each chunk read. Awaitable results become tasks whose replies are written when
 they finish. Cancellation of the running synchronous request comes from the control thread as SIGUSR1.
+While asyncio has nothing else to do, the fd 3 reader keeps serving chunks itself instead of returning
+to the loop after each one (fastpath.py says why and when it hands back).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 
 from . import control
 from .codec import Ctx, ValueCodec
+from .fastpath import FastPath
 from .errors import BadRequest, Cancelled, ProtocolError, Unencodable, error_info, is_cancel
 from .framing import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -27,6 +30,7 @@ from .framing import (
     dumps,
     json_frame,
     parse_payload,
+    result_text,
 )
 from .ops import HANDLERS, PROTOCOL, implementation
 from .request import Pending
@@ -80,6 +84,7 @@ class Worker:
         self.loop = None
         self.main_ident = threading.get_ident()
         self.control = None
+        self.fast = None  # FastPath, set by run()
         self._flush_scheduled = False
         self._sweep_handle = None
         self.sweep_interval_ms = DEFAULT_SWEEP_MS
@@ -109,6 +114,7 @@ class Worker:
         self.flush()
         os.set_blocking(self.fd_in, False)
         loop.add_reader(self.fd_in, self._on_readable)
+        self.fast = FastPath.create(loop, self.fd_in)
         self.set_sweep_interval(self.sweep_interval_ms)
         self.control = control.ControlThread(self, self.fd_ctl, self.parent_pid)
         self.control.start()
@@ -136,6 +142,19 @@ class Worker:
     # -- reading -------------------------------------------------------------------------------------
 
     def _on_readable(self) -> None:
+        """asyncio: fd 3 is readable. Serves it, then stays on the fast path while asyncio is idle."""
+        _set_running_loop(None)  # user code sees a plain (not async) context; set once per stretch
+        try:
+            self._serve()
+            fast = self.fast
+            if fast is not None:
+                while fast.wait():
+                    self._serve()
+        finally:
+            _set_running_loop(self.loop)
+
+    def _serve(self) -> None:
+        """One read from fd 3: handles the frames completed, then writes the replies."""
         try:
             payloads = self.reader.read_from(self.fd_in)
         except (BlockingIOError, InterruptedError):
@@ -146,30 +165,40 @@ class Worker:
             self.fatal(exc)
         except OSError as exc:
             control.exit_worker(f"reading requests failed: {exc}")
-        for payload in payloads:
-            self.handle(payload)
-            if self.shutting_down:
-                break
+        self._handle_all(payloads)
         if self.writer:
             self.flush()
         if self.shutting_down:
             self.shutdown()
 
     def handle(self, payload) -> None:
+        """Handles one frame payload (from any context: the running loop is unset around it)."""
+        _set_running_loop(None)
         try:
-            req, blob = parse_payload(payload)
-        except FrameError as exc:
-            self.fatal(exc)
-        rid = req.get("id")
-        op = req.get("op")
-        if op == "cancel":
-            self.request_cancel(req.get("target"))
-            return
-        if type(rid) is not int:
-            self.fatal(ProtocolError(f"a request needs an integer 'id' (op {op!r})"))
-        self.dispatch(rid, op, req, blob)
+            self._handle_all((payload,))
+        finally:
+            _set_running_loop(self.loop)
+
+    def _handle_all(self, payloads) -> None:
+        dispatch = self.dispatch
+        for payload in payloads:
+            try:
+                req, blob = parse_payload(payload)
+            except FrameError as exc:
+                self.fatal(exc)
+            rid = req.get("id")
+            op = req.get("op")
+            if op == "cancel":
+                self.request_cancel(req.get("target"))
+                continue
+            if type(rid) is not int:
+                self.fatal(ProtocolError(f"a request needs an integer 'id' (op {op!r})"))
+            dispatch(rid, op, req, blob)
+            if self.shutting_down:
+                break
 
     def dispatch(self, rid: int, op, req: dict, blob) -> None:
+        """Runs one request (the running loop is already unset: see `_on_readable` and `handle`)."""
         handler = HANDLERS.get(op) if type(op) is str else None
         ctx = Ctx(None, blob)
         ctx.rid = rid
@@ -179,7 +208,6 @@ class Worker:
         if not self.configured and op != "configure":
             self._reply_error(rid, ProtocolError(f"'{op}' before 'configure'"), ctx)
             return
-        loop = self.loop
         cancelled = self.cancelled
         try:
             self.running = rid
@@ -187,19 +215,16 @@ class Worker:
                 self.running = None
                 cancelled.pop(rid, None)
                 raise Cancelled()
-            _set_running_loop(None)  # user code sees a plain (not async) context
             try:
                 result = handler(self, req, ctx)
             finally:
                 self.running = None
-                _set_running_loop(loop)
             if type(result) is Pending:
                 self._start_task(rid, result, ctx)
             else:
                 self._reply_ok(rid, result, ctx)
         except BaseException as exc:
             self.running = None
-            _set_running_loop(loop)
             self._reply_error(rid, exc, ctx)
 
     def run_sync(self, rid, fn, *args):
@@ -291,7 +316,7 @@ class Worker:
 
     def _reply_ok(self, rid, result, ctx) -> None:
         try:
-            text = dumps({"id": rid, "ok": True, "result": result})
+            text = f'{{"id":{rid},"ok":true,"result":{result_text(result)}}}'  # = dumps({"id", "ok", "result"})
         except (ValueError, TypeError, RecursionError) as exc:
             self._reply_error(rid, Unencodable(f"the result is not JSON: {exc}"), ctx)
             return
