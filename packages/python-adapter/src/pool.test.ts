@@ -120,6 +120,20 @@ describe.runIf(hasPython())('worker pool', () => {
     }
   });
 
+  it('a request over maxFrameBytes fails alone; so does a reply over it; the worker carries on', async () => {
+    const py = testBridge({ maxFrameBytes: 4096 });
+    try {
+      const big = await py.call('trestle_fixtures', 'echo', ['x'.repeat(5000)]).catch((e: unknown) => e);
+      expect(codeOf(big)).toBe('PY_INVALID_ARGUMENT');
+      const large = await py.call('operator', 'mul', ['z', 5000]).catch((e: unknown) => e);
+      expect(codeOf(large)).toBe('PY_UNENCODABLE');
+      expect(await py.call('math', 'sqrt', [16])).toBe(4);
+      expect(py.stats().workers[0]?.restarts).toBe(0);
+    } finally {
+      await py.close();
+    }
+  });
+
   it('closing fails queued calls with PY_CLOSED and stops the workers', async () => {
     const py = testBridge({ maxInFlight: 1 });
     await py.ready();

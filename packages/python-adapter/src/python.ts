@@ -563,7 +563,12 @@ export class PythonBridge implements Python {
     // Checked in the ref's own session first, so a released session reports why its refs are gone.
     this.sessions.getRef(actual.sessionId, actual);
     const session = this.sessionFor(options, actual);
-    return { session, wire: encodeRef(actual) };
+    let wire = wireOf.get(actual);
+    if (wire === undefined) {
+      wire = encodeRef(actual);
+      wireOf.set(actual, wire);
+    }
+    return { session, wire };
   }
 
   private adoptRef(wire: RefWire & { stream?: boolean }): Ref {
@@ -648,6 +653,8 @@ function live(handle: SessionHandle): SessionHandle {
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
 const checkedNames = new Set<string>();
+/** Refs are frozen: their wire form is computed once. */
+const wireOf = new WeakMap<Ref, RefWire>();
 
 function checkName(what: string, value: unknown): void {
   if (typeof value === 'string' && checkedNames.has(value)) return;

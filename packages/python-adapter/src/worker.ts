@@ -69,7 +69,7 @@ export class PythonWorker {
   private readonly pending = new Map<number, PendingReply>();
   private readonly tail = new TailBuffer();
   private nextId = 1;
-  private outQueue: Buffer[] = [];
+  private outQueue: (string | Buffer)[] = [];
   private flushScheduled = false;
   private referenced = true;
   private killReason: KillReason | undefined;
@@ -153,10 +153,23 @@ export class PythonWorker {
   send(message: Record<string, unknown>, pending: PendingReply, blobs?: BlobList): number {
     const id = this.nextId++;
     message.id = id;
-    this.write(this.options.frame(message, blobs));
+    if (blobs !== undefined && blobs.size > 0) this.write(this.options.frame(message, blobs));
+    else this.write(this.jsonFrame(message));
     if (this.pending.size === 0) this.setReferenced(true);
     this.pending.set(id, pending);
     return id;
+  }
+
+  /** A message as JSON text, checked against `maxFrameBytes` (a request too large fails alone). */
+  private jsonFrame(message: object): string {
+    const json = JSON.stringify(message);
+    if (
+      json.length * 3 > this.options.maxFrameBytes &&
+      Buffer.byteLength(json) > this.options.maxFrameBytes
+    ) {
+      return this.options.frame(message).toString('utf8', 4); // throws the encoder's typed error
+    }
+    return json;
   }
 
   /** Asks the worker to cancel request `id` (on the control pipe, read by its own thread). */
@@ -189,26 +202,42 @@ export class PythonWorker {
     clearTimeout(timer);
   }
 
-  private write(buffer: Buffer): void {
-    this.outQueue.push(buffer);
+  /** Queues a frame (a JSON message as text, or a ready binary frame); all are written at the end of the tick. */
+  private write(frame: string | Buffer): void {
+    this.outQueue.push(frame);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     queueMicrotask(() => this.flush());
   }
 
+  /**
+   * Writes the queued frames in one `write`: JSON messages are encoded straight into one buffer
+   * (no buffer per frame, no writev of many small chunks).
+   */
   private flush(): void {
     this.flushScheduled = false;
     const queue = this.outQueue;
     if (queue.length === 0) return;
     this.outQueue = [];
     if (this.state === 'dead') return;
-    if (queue.length === 1) {
-      this.requests.write(queue[0]);
-      return;
+    let bound = 0;
+    for (const frame of queue) {
+      if (typeof frame !== 'string') bound += frame.length;
+      else bound += 4 + (frame.length > 65_536 ? Buffer.byteLength(frame) : frame.length * 3);
     }
-    this.requests.cork();
-    for (const buffer of queue) this.requests.write(buffer);
-    this.requests.uncork();
+    const out = Buffer.allocUnsafe(bound);
+    let offset = 0;
+    for (const frame of queue) {
+      if (typeof frame === 'string') {
+        const written = out.write(frame, offset + 4, 'utf8');
+        out.writeUInt32BE(written, offset);
+        offset += 4 + written;
+      } else {
+        frame.copy(out, offset);
+        offset += frame.length;
+      }
+    }
+    this.requests.write(out.subarray(0, offset));
   }
 
   private onFrame(message: Record<string, unknown>, blob: Uint8Array | undefined): void {
