@@ -19,12 +19,13 @@ import {
   systemClock,
   type WithSessionOptions,
 } from '@trestle/ref-registry';
+import { runBatch } from './batch';
 import { type BlobList, Decoder, Encoder } from './codec';
 import { adapterError, PythonAdapterError, PythonAdapterErrorCode, type WorkerCrashedError } from './errors';
 import { encodeFrame } from './frame';
 import { type Interpreter, resolveInterpreter, workerEnv } from './interpreter';
 import { consoleLogger, type Logger, writeOutput } from './logger';
-import { type RawReply, WorkerPool } from './pool';
+import { WorkerPool } from './pool';
 import { ProxyFactory, type PyObject } from './proxy';
 import { BatchingReleaser } from './releaser';
 import { openStream, type StreamSource } from './stream';
@@ -61,13 +62,16 @@ export class PythonBridge implements Python {
   private readonly decoder: Decoder;
   private readonly ownsManager: boolean;
   private readonly logger: Logger;
-  private readonly defaultTimeoutMs: number | undefined;
+  /** @internal */
+  readonly defaultTimeoutMs: number | undefined;
   private defaultSession: SessionHandle | undefined;
   private decodingSession = '';
   private closed: Promise<void> | undefined;
   private closing = false;
-  private calls = 0;
-  private errors = 0;
+  /** @internal */
+  calls = 0;
+  /** @internal */
+  errors = 0;
   /** @internal */
   finalized = 0;
   private readonly proxies: ProxyFactory;
@@ -269,85 +273,8 @@ export class PythonBridge implements Python {
     await this.run(session.id, message, blobs, options, `${ref.typeName}.${name} =`);
   }
 
-  async batch(items: readonly BatchItem[], options?: CallOptions): Promise<BatchResult[]> {
-    if (!Array.isArray(items) || items.length === 0) {
-      throw adapterError(PythonAdapterErrorCode.InvalidArgument, 'batch() needs a non-empty array of items');
-    }
-    const firstRef = items.find((item): item is BatchItem & { ref: Ref } => 'ref' in item)?.ref;
-    let session: SessionHandle | undefined;
-    if (firstRef !== undefined) session = this.useRef(firstRef, options).session;
-    session ??= this.sessionFor(options, undefined);
-    const sessionOptions = { ...options, session };
-    const blobs: BlobList = { parts: [], size: 0 };
-    const labels: string[] = [];
-    const wire = items.map((item, index) => {
-      const path = `items[${index}]`;
-      if ('ref' in item) {
-        const ref = this.useRef(item.ref, sessionOptions).wire;
-        if ('attr' in item) {
-          checkName('attr', item.attr);
-          labels.push(`${item.ref.typeName}.${item.attr}`);
-          return { op: 'attr', session: session.id, ref, name: item.attr };
-        }
-        checkName('method', item.method);
-        labels.push(`${item.ref.typeName}.${item.method}`);
-        return {
-          op: 'method',
-          session: session.id,
-          ref,
-          name: item.method,
-          args: item.args === undefined ? [] : this.encoder.value(item.args, blobs, `${path}.args`),
-          kwargs:
-            item.kwargs === undefined ? undefined : this.encoder.value(item.kwargs, blobs, `${path}.kwargs`),
-        };
-      }
-      checkName('module', item.module);
-      if ('attr' in item) {
-        checkName('attr', item.attr);
-        labels.push(`${item.module}.${item.attr}`);
-        return { op: 'attr', session: session.id, module: item.module, name: item.attr };
-      }
-      checkName('fn', item.fn);
-      labels.push(`${item.module}.${item.fn}`);
-      return {
-        op: 'call',
-        session: session.id,
-        module: item.module,
-        fn: item.fn,
-        args: item.args === undefined ? [] : this.encoder.value(item.args, blobs, `${path}.args`),
-        kwargs:
-          item.kwargs === undefined ? undefined : this.encoder.value(item.kwargs, blobs, `${path}.kwargs`),
-      };
-    });
-    this.calls++;
-    let reply: RawReply;
-    try {
-      reply = await this.pool.submit(
-        session.id,
-        { op: 'batch', session: session.id, items: wire },
-        blobs.size > 0 ? blobs : undefined,
-        {
-          label: `batch of ${items.length}`,
-          timeoutMs: options?.timeoutMs ?? this.defaultTimeoutMs,
-          signal: options?.signal,
-        },
-      );
-    } catch (error) {
-      this.errors++;
-      throw this.translate(error, `batch of ${items.length}`);
-    }
-    const outcomes = reply.result as readonly { ok: boolean; result?: unknown; error?: WireError }[];
-    return outcomes.map((outcome, index): BatchResult => {
-      if (outcome.ok) {
-        try {
-          return { ok: true, value: this.decode(session.id, outcome.result, reply.blob) };
-        } catch (error) {
-          return { ok: false, error: error as Error };
-        }
-      }
-      this.errors++;
-      return { ok: false, error: hostError(outcome.error as WireError, labels[index] ?? 'batch item') };
-    });
+  batch(items: readonly BatchItem[], options?: CallOptions): Promise<BatchResult[]> {
+    return runBatch(this, items, options);
   }
 
   async release(refs: Ref | readonly Ref[]): Promise<void> {
@@ -589,20 +516,22 @@ export class PythonBridge implements Python {
     return session.registerRef(ref);
   }
 
-  private encodeArgs(args: readonly unknown[] | undefined, blobs: BlobList): unknown[] {
+  /** @internal */
+  encodeArgs(args: readonly unknown[] | undefined, blobs: BlobList, path = 'args'): unknown[] {
     if (args === undefined) return [];
     if (!Array.isArray(args)) {
       throw adapterError(PythonAdapterErrorCode.InvalidArgument, 'args must be an array');
     }
-    return this.encoder.value(args, blobs, 'args') as unknown[];
+    return this.encoder.value(args, blobs, path) as unknown[];
   }
 
-  private encodeKwargs(kwargs: Kwargs | undefined, blobs: BlobList): unknown {
+  /** @internal */
+  encodeKwargs(kwargs: Kwargs | undefined, blobs: BlobList, path = 'kwargs'): unknown {
     if (kwargs === undefined) return undefined;
     if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs)) {
       throw adapterError(PythonAdapterErrorCode.InvalidArgument, 'kwargs must be a plain object');
     }
-    return this.encoder.value(kwargs, blobs, 'kwargs');
+    return this.encoder.value(kwargs, blobs, path);
   }
 
   private limitsWire(sessionId: string | undefined): { max_refs: number; ttl_ms: number } {
@@ -656,7 +585,8 @@ const checkedNames = new Set<string>();
 /** Refs are frozen: their wire form is computed once. */
 const wireOf = new WeakMap<Ref, RefWire>();
 
-function checkName(what: string, value: unknown): void {
+/** @internal @throws PythonAdapterError `PY_INVALID_ARGUMENT` for anything but a dotted Python name. */
+export function checkName(what: string, value: unknown): void {
   if (typeof value === 'string' && checkedNames.has(value)) return;
   if (typeof value !== 'string' || !NAME.test(value)) {
     throw adapterError(
