@@ -163,11 +163,14 @@ export class PythonWorker {
   /** A message as JSON text, checked against `maxFrameBytes` (a request too large fails alone). */
   private jsonFrame(message: object): string {
     const json = JSON.stringify(message);
-    if (
-      json.length * 3 > this.options.maxFrameBytes &&
-      Buffer.byteLength(json) > this.options.maxFrameBytes
-    ) {
-      return this.options.frame(message).toString('utf8', 4); // throws the encoder's typed error
+    if (json.length * 3 > this.options.maxFrameBytes) {
+      const size = Buffer.byteLength(json);
+      if (size > this.options.maxFrameBytes) {
+        throw adapterError(
+          PythonAdapterErrorCode.InvalidArgument,
+          `the request is ${size} bytes, over maxFrameBytes (${this.options.maxFrameBytes})`,
+        );
+      }
     }
     return json;
   }
