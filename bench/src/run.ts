@@ -3,7 +3,8 @@
  * in the same run) and writes bench/results/latest.json (plus a timestamped copy, git-ignored).
  * Bounded: every loop is bounded in count and time, and a watchdog aborts the run past 240 s.
  * `BENCH_ONLY=refstore pnpm bench` runs section [6] alone (tables only, no JSON written); likewise
- * `BENCH_ONLY=session` ([7]) and `BENCH_ONLY=python` ([8], the Python bridge).
+ * `BENCH_ONLY=session` ([7]), `BENCH_ONLY=python` ([8], the Python bridge) and `BENCH_ONLY=ws` ([9], the
+ * WebSocket bridge).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { PythonBridgeOutcome } from './python-bridge';
 import type { RefStoreOutcome } from './ref-store';
 import { type Comparison, type Report, readVersion, type ThroughputSection } from './report';
+import type { WsBridgeOutcome } from './ws-bridge';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -77,6 +79,9 @@ function machineInfo(): Record<string, unknown> {
       pythonia: readVersion('pythonia'),
       'python-shell': readVersion('python-shell'),
       '@trestle/python-adapter': readVersion('@trestle/python-adapter'),
+      ws: readVersion('ws'),
+      'reconnecting-websocket': readVersion('reconnecting-websocket'),
+      '@trestle/ws-bridge': readVersion('@trestle/ws-bridge'),
     },
   };
 }
@@ -97,6 +102,7 @@ async function main(): Promise<void> {
       refstore: async () => (await import('./ref-store')).runRefStoreSection(),
       session: async () => (await import('./session-context')).runSessionContextSection(),
       python: async () => (await import('./python-bridge')).runPythonBridgeSection(),
+      ws: async () => (await import('./ws-bridge')).runWsBridgeSection(),
     };
     const section = sections[only];
     if (!section) {
@@ -349,6 +355,10 @@ async function main(): Promise<void> {
   const { runPythonBridgeSection } = await import('./python-bridge');
   const pythonBridge = await runPythonBridgeSection();
 
+  // ---- 9. ws bridge: @trestle/ws-bridge vs raw ws and reconnecting-websocket ----
+  const { runWsBridgeSection } = await import('./ws-bridge');
+  const wsBridge = await runWsBridgeSection();
+
   // ---- summary + JSON ----
   const misses: string[] = [];
   for (const section of memorySections) {
@@ -379,7 +389,7 @@ async function main(): Promise<void> {
         misses.push(`[4] ${row.label}: ${row.failed} failed/degraded calls (the row is not valid)`);
     }
   }
-  misses.push(...refStore.misses, ...sessionScope.misses, ...pythonBridge.misses);
+  misses.push(...refStore.misses, ...sessionScope.misses, ...pythonBridge.misses, ...wsBridge.misses);
   const durationSec = Number(((performance.now() - started) / 1000).toFixed(1));
   console.log(`\nsummary: ${misses.length === 0 ? 'every target met' : `${misses.length} target(s) missed`}`);
   for (const miss of misses) console.log(`  MISS ${miss}`);
@@ -388,6 +398,7 @@ async function main(): Promise<void> {
     refStore: RefStoreOutcome;
     sessionScope: typeof sessionScope.outcome;
     pythonBridge: PythonBridgeOutcome;
+    wsBridge: WsBridgeOutcome;
   } = {
     machine: { ...machine, loadAverageAtEnd: os.loadavg().map((load) => Number(load.toFixed(2))) },
     config: {
@@ -408,6 +419,7 @@ async function main(): Promise<void> {
     refStore: refStore.outcome,
     sessionScope: sessionScope.outcome,
     pythonBridge: pythonBridge.outcome,
+    wsBridge: wsBridge.outcome,
     misses,
     durationSec,
   };
