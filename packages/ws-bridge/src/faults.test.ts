@@ -6,64 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBridge } from './bridge';
 import { BridgeError, PermanentError } from './errors';
+import { CountingMetrics, nextEvent, trackingClock, within } from './test-support/bridge-harness';
 import { type FaultProxy, startFaultProxy } from './test-support/fault-proxy';
 import { startWsServer, type TestWsServer } from './test-support/ws-server';
-import type { Bridge, BridgeEvents, Clock, FailureClass, Metrics, TokenProvider } from './types';
-
-/** A small counting `Metrics` implementation. */
-class CountingMetrics implements Metrics {
-  connections = 0;
-  disconnects: Record<FailureClass, number> = { transient: 0, permanent: 0 };
-  tokenRefreshes = 0;
-  reconnectAttempts = 0;
-  status: 0 | 1 = 0;
-  incConnections(): void {
-    this.connections += 1;
-  }
-  incDisconnects(failureClass: FailureClass): void {
-    this.disconnects[failureClass] += 1;
-  }
-  incTokenRefreshes(): void {
-    this.tokenRefreshes += 1;
-  }
-  setConnectionStatus(status: 0 | 1): void {
-    this.status = status;
-  }
-  incReconnectAttempts(): void {
-    this.reconnectAttempts += 1;
-  }
-  snapshot() {
-    return {
-      connections: this.connections,
-      disconnects: { ...this.disconnects },
-      tokenRefreshes: this.tokenRefreshes,
-      reconnectAttempts: this.reconnectAttempts,
-    };
-  }
-}
-
-/** The system clock, counting the timers the bridge has pending (every bridge schedule runs on it). */
-function trackingClock(): Clock & { readonly pending: number } {
-  const live = new Set<ReturnType<typeof setTimeout>>();
-  return {
-    now: () => Date.now(),
-    setTimeout: (callback, ms) => {
-      const handle = setTimeout(() => {
-        live.delete(handle);
-        callback();
-      }, ms);
-      live.add(handle);
-      return handle;
-    },
-    clearTimeout: (handle) => {
-      live.delete(handle as ReturnType<typeof setTimeout>);
-      clearTimeout(handle as ReturnType<typeof setTimeout>);
-    },
-    get pending() {
-      return live.size;
-    },
-  };
-}
+import type { Bridge, BridgeEvents, FailureClass, TokenProvider } from './types';
 
 /** Tokens `t1`, `t2`, … that never expire; each call (forced or not) returns a new one. */
 function countingTokens(): TokenProvider & { calls: boolean[] } {
@@ -76,44 +22,6 @@ function countingTokens(): TokenProvider & { calls: boolean[] } {
       return { accessToken: `t${calls.length}`, expiresAt: Number.POSITIVE_INFINITY };
     },
   };
-}
-
-/** The next `event` (matching `predicate`) within `ms`, else a rejection naming it. */
-function nextEvent<TEvent extends keyof BridgeEvents>(
-  bridge: Bridge,
-  event: TEvent,
-  ms = 3_000,
-  predicate: (payload: BridgeEvents[TEvent]) => boolean = () => true,
-): Promise<BridgeEvents[TEvent]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no '${event}' event within ${ms} ms (state ${bridge.state})`));
-    }, ms);
-    const off = bridge.on(event, (payload) => {
-      if (!predicate(payload)) return;
-      clearTimeout(timer);
-      off();
-      resolve(payload);
-    });
-  });
-}
-
-/** `promise` settled within `ms`, else a rejection. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 const MIN_BACKOFF_MS = 20;

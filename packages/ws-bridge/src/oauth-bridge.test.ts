@@ -7,8 +7,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBridge } from './bridge';
 import { type BridgeError, PermanentError } from './errors';
 import { oauthClientCredentials, TokenRequestError } from './oauth';
+import { CountingMetrics, nextEvent, trackingClock, within } from './test-support/bridge-harness';
 import { startWsServer, type TestWsServer } from './test-support/ws-server';
-import type { Bridge, BridgeEvents, Clock, FailureClass, Metrics, Token, TokenProvider } from './types';
+import type { BridgeEvents, Token, TokenProvider } from './types';
 
 const CLIENT_ID = 'bridge-agent';
 const CLIENT_SECRET = 's3cr3t-do-not-log';
@@ -89,83 +90,6 @@ function recording(provider: TokenProvider): TokenProvider & { tokens: Token[] }
     },
     close: () => provider.close?.(),
   };
-}
-
-class CountingMetrics implements Metrics {
-  connections = 0;
-  disconnects: Record<FailureClass, number> = { transient: 0, permanent: 0 };
-  tokenRefreshes = 0;
-  reconnectAttempts = 0;
-  incConnections(): void {
-    this.connections += 1;
-  }
-  incDisconnects(failureClass: FailureClass): void {
-    this.disconnects[failureClass] += 1;
-  }
-  incTokenRefreshes(): void {
-    this.tokenRefreshes += 1;
-  }
-  setConnectionStatus(): void {}
-  incReconnectAttempts(): void {
-    this.reconnectAttempts += 1;
-  }
-}
-
-/** The system clock, counting the timers the bridge has pending. */
-function trackingClock(): Clock & { readonly pending: number } {
-  const live = new Set<ReturnType<typeof setTimeout>>();
-  return {
-    now: () => Date.now(),
-    setTimeout: (callback, ms) => {
-      const handle = setTimeout(() => {
-        live.delete(handle);
-        callback();
-      }, ms);
-      live.add(handle);
-      return handle;
-    },
-    clearTimeout: (handle) => {
-      live.delete(handle as ReturnType<typeof setTimeout>);
-      clearTimeout(handle as ReturnType<typeof setTimeout>);
-    },
-    get pending() {
-      return live.size;
-    },
-  };
-}
-
-function nextEvent<TEvent extends keyof BridgeEvents>(
-  bridge: Bridge,
-  event: TEvent,
-  ms = 5_000,
-): Promise<BridgeEvents[TEvent]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no '${event}' event within ${ms} ms (state ${bridge.state})`));
-    }, ms);
-    const off = bridge.on(event, (payload) => {
-      clearTimeout(timer);
-      off();
-      resolve(payload);
-    });
-  });
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** A `ws` server that accepts only unexpired tokens the endpoint issued (and none once revoked). */
