@@ -117,6 +117,28 @@ function provider() {
   return recording(tokens);
 }
 
+/** The bridge, token endpoint and resource server of the revoked-client tests. */
+async function revocationSetup() {
+  const endpoint = shortLivedTokens();
+  const server = await resourceServer(endpoint);
+  const tokenProvider = provider();
+  const metrics = new CountingMetrics();
+  const clock = trackingClock();
+  const bridge = createBridge({
+    url: server.url(),
+    tokenProvider,
+    metrics,
+    clock,
+    refreshBufferMs: 500,
+    refreshJitter: 0,
+    retry: { minBackoffMs: 20, jitter: 0 },
+    connectTimeoutMs: 1_000,
+    heartbeat: { intervalMs: 200, timeoutMs: 200 },
+  });
+  cleanup.push(() => bridge.close());
+  return { endpoint, server, metrics, clock, bridge };
+}
+
 describe('bridge + oauthClientCredentials + oauth2-mock-server (short-lived tokens)', () => {
   it('refreshes proactively before expiry and switches the connection to the new token (make-before-break)', async () => {
     const endpoint = shortLivedTokens();
@@ -203,23 +225,7 @@ describe('bridge + oauthClientCredentials + oauth2-mock-server (short-lived toke
   });
 
   it('a revoked client (401 invalid_client) stops the bridge with PermanentError after a forced reconnect', async () => {
-    const endpoint = shortLivedTokens();
-    const server = await resourceServer(endpoint);
-    const tokenProvider = provider();
-    const metrics = new CountingMetrics();
-    const clock = trackingClock();
-    const bridge = createBridge({
-      url: server.url(),
-      tokenProvider,
-      metrics,
-      clock,
-      refreshBufferMs: 500,
-      refreshJitter: 0,
-      retry: { minBackoffMs: 20, jitter: 0 },
-      connectTimeoutMs: 1_000,
-      heartbeat: { intervalMs: 200, timeoutMs: 200 },
-    });
-    cleanup.push(() => bridge.close());
+    const { endpoint, server, metrics, clock, bridge } = await revocationSetup();
     const retries: BridgeEvents['retry'][] = [];
     bridge.on('retry', (retry) => retries.push(retry));
 
@@ -272,23 +278,7 @@ describe('bridge + oauthClientCredentials + oauth2-mock-server (short-lived toke
   });
 
   it('a revoked client seen at the next token fetch (close 4401 forces it) stops the bridge without another upgrade', async () => {
-    const endpoint = shortLivedTokens();
-    const server = await resourceServer(endpoint);
-    const tokenProvider = provider();
-    const metrics = new CountingMetrics();
-    const clock = trackingClock();
-    const bridge = createBridge({
-      url: server.url(),
-      tokenProvider,
-      metrics,
-      clock,
-      refreshBufferMs: 500,
-      refreshJitter: 0,
-      retry: { minBackoffMs: 20, jitter: 0 },
-      connectTimeoutMs: 1_000,
-      heartbeat: { intervalMs: 200, timeoutMs: 200 },
-    });
-    cleanup.push(() => bridge.close());
+    const { endpoint, server, metrics, clock, bridge } = await revocationSetup();
 
     const connected = nextEvent(bridge, 'connect');
     const outcome = bridge.run().then(
