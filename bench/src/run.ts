@@ -1,15 +1,16 @@
 /**
  * `pnpm bench`: runs every benchmark, prints the tables (ops/s and ratios against the peers measured
  * in the same run) and writes bench/results/latest.json (plus a timestamped copy, git-ignored).
- * Bounded: every loop is bounded in count and time, and a watchdog aborts the run past 240 s.
+ * Bounded: every loop is bounded in count and time, and a watchdog aborts the run past 300 s.
  * `BENCH_ONLY=refstore pnpm bench` runs section [6] alone (tables only, no JSON written); likewise
  * `BENCH_ONLY=session` ([7]), `BENCH_ONLY=python` ([8], the Python bridge) and `BENCH_ONLY=ws` ([9], the
- * WebSocket bridge).
+ * WebSocket bridge) and `BENCH_ONLY=kernel` ([10], the kernel client).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { KernelClientOutcome } from './kernel-client';
 import type { PythonBridgeOutcome } from './python-bridge';
 import type { RefStoreOutcome } from './ref-store';
 import { type Comparison, type Report, readVersion, type ThroughputSection } from './report';
@@ -20,7 +21,7 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 const budgetDist = fileURLToPath(new URL('../node_modules/@trestle/budget/dist/index.js', import.meta.url));
 
-const WATCHDOG_MS = 240_000;
+const WATCHDOG_MS = 300_000;
 const MEMORY_OPTIONS = { rounds: 10, sampleMs: 100, warmupMs: 300, maxOpsPerSample: 5_000_000 } as const;
 /**
  * 100,000 keys: contenders measured alone, in 2 counterbalanced passes; each pass warms up for 1.2 s
@@ -82,6 +83,8 @@ function machineInfo(): Record<string, unknown> {
       ws: readVersion('ws'),
       'reconnecting-websocket': readVersion('reconnecting-websocket'),
       '@trestle/ws-bridge': readVersion('@trestle/ws-bridge'),
+      '@trestle/kernel-client': readVersion('@trestle/kernel-client'),
+      'vscode-jsonrpc': readVersion('vscode-jsonrpc'),
     },
   };
 }
@@ -103,6 +106,7 @@ async function main(): Promise<void> {
       session: async () => (await import('./session-context')).runSessionContextSection(),
       python: async () => (await import('./python-bridge')).runPythonBridgeSection(),
       ws: async () => (await import('./ws-bridge')).runWsBridgeSection(),
+      kernel: async () => (await import('./kernel-client')).runKernelClientSection(),
     };
     const section = sections[only];
     if (!section) {
@@ -359,6 +363,10 @@ async function main(): Promise<void> {
   const { runWsBridgeSection } = await import('./ws-bridge');
   const wsBridge = await runWsBridgeSection();
 
+  // ---- 10. kernel client: @trestle/kernel-client vs a raw length-prefixed floor and vscode-jsonrpc ----
+  const { runKernelClientSection } = await import('./kernel-client');
+  const kernelClient = await runKernelClientSection();
+
   // ---- summary + JSON ----
   const misses: string[] = [];
   for (const section of memorySections) {
@@ -389,7 +397,13 @@ async function main(): Promise<void> {
         misses.push(`[4] ${row.label}: ${row.failed} failed/degraded calls (the row is not valid)`);
     }
   }
-  misses.push(...refStore.misses, ...sessionScope.misses, ...pythonBridge.misses, ...wsBridge.misses);
+  misses.push(
+    ...refStore.misses,
+    ...sessionScope.misses,
+    ...pythonBridge.misses,
+    ...wsBridge.misses,
+    ...kernelClient.misses,
+  );
   const durationSec = Number(((performance.now() - started) / 1000).toFixed(1));
   console.log(`\nsummary: ${misses.length === 0 ? 'every target met' : `${misses.length} target(s) missed`}`);
   for (const miss of misses) console.log(`  MISS ${miss}`);
@@ -399,6 +413,7 @@ async function main(): Promise<void> {
     sessionScope: typeof sessionScope.outcome;
     pythonBridge: PythonBridgeOutcome;
     wsBridge: WsBridgeOutcome;
+    kernelClient: KernelClientOutcome;
   } = {
     machine: { ...machine, loadAverageAtEnd: os.loadavg().map((load) => Number(load.toFixed(2))) },
     config: {
@@ -420,6 +435,7 @@ async function main(): Promise<void> {
     sessionScope: sessionScope.outcome,
     pythonBridge: pythonBridge.outcome,
     wsBridge: wsBridge.outcome,
+    kernelClient: kernelClient.outcome,
     misses,
     durationSec,
   };

@@ -1,0 +1,62 @@
+import { KernelTransportError } from './errors';
+import type { AbortWatch, SendOptions } from './types';
+
+/** Why a call was stopped before its reply. */
+export type StopCause = 'timeout' | 'aborted' | 'closed';
+
+/**
+ * The stop of one call (deadline, the caller's signal, `close()`), handed to the transport as its
+ * `SendOptions`. No `AbortController` unless somebody reads `signal`: one costs more than the rest of the
+ * client's work on a call.
+ */
+export class CallControl implements SendOptions, AbortWatch {
+  readonly maxResponseBytes: number;
+  aborted = false;
+  reason: unknown = undefined;
+  cause: StopCause | undefined = undefined;
+  #controller: AbortController | undefined = undefined;
+  #listeners: (() => void)[] = [];
+
+  constructor(maxResponseBytes: number) {
+    this.maxResponseBytes = maxResponseBytes;
+  }
+
+  get abortWatch(): AbortWatch {
+    return this;
+  }
+
+  /** A real `AbortSignal` for the same stop, made on first read. */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.aborted) this.#controller.abort(this.reason);
+    }
+    return this.#controller.signal;
+  }
+
+  onAbort(listener: () => void): () => void {
+    const listeners = this.#listeners;
+    listeners.push(listener);
+    return () => {
+      const index = listeners.indexOf(listener);
+      if (index >= 0) listeners.splice(index, 1);
+    };
+  }
+
+  /** Stops the call (once): the listeners run, the signal (if made) aborts. */
+  stop(cause: StopCause): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.cause = cause;
+    this.reason = new KernelTransportError('aborted', `the call was stopped (${cause})`);
+    const listeners = this.#listeners.splice(0);
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch {
+        // A transport's listener must not keep the others from running.
+      }
+    }
+    this.#controller?.abort(this.reason);
+  }
+}
