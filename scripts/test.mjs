@@ -2,39 +2,10 @@
 // The one test command (`npm test`): works on a fresh machine with only Node >= 20, npm and python3.
 // It bootstraps pnpm (into ./.tools when no pnpm 10 is on PATH), installs, builds, runs every
 // vitest project and every package's Python unittest suite, and ends with `N passed, N failed`.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ensurePnpm, root, run } from './bootstrap.mjs';
 import { summarize } from './summary.mjs';
-
-const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const PNPM_VERSION = '10.34.8';
-const tools = join(root, '.tools');
-const env = { ...process.env, PATH: [join(tools, 'node_modules', '.bin'), process.env.PATH].join(delimiter) };
-
-function run(command, args, options = {}) {
-  console.log(`\n$ ${command} ${args.join(' ')}`);
-  const result = spawnSync(command, args, { cwd: root, env, stdio: 'inherit', ...options });
-  if (result.error) console.error(result.error.message);
-  return result.status ?? 1;
-}
-
-function ensurePnpm() {
-  const probe = spawnSync('pnpm', ['--version'], { env, encoding: 'utf8' });
-  if (probe.status === 0 && probe.stdout.trim().startsWith('10.')) return;
-  console.log(`pnpm 10 not found: installing pnpm@${PNPM_VERSION} into .tools/`);
-  mkdirSync(tools, { recursive: true });
-  const status = run('npm', [
-    'install',
-    '--prefix',
-    tools,
-    '--no-audit',
-    '--no-fund',
-    `pnpm@${PNPM_VERSION}`,
-  ]);
-  if (status !== 0) process.exit(status);
-}
 
 ensurePnpm();
 for (const [args, label] of [

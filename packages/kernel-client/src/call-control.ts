@@ -1,6 +1,12 @@
 import { KernelTransportError } from './errors';
 import type { AbortWatch, SendOptions } from './types';
 
+/**
+ * Marks the built-in transports, which reject a send at once when its call is stopped (through
+ * `abortWatch` or `signal`), so the client does not need to race each send against the stop.
+ */
+export const honoursStop: unique symbol = Symbol.for('trestle.kernel-client.honours-stop');
+
 /** Why a call was stopped before its reply. */
 export type StopCause = 'timeout' | 'aborted' | 'closed';
 

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { homedir } from 'node:os';
 import { retryDelay } from './backoff';
-import { CallControl } from './call-control';
+import { CallControl, honoursStop } from './call-control';
 import { lengthPrefixedJson } from './codec-length';
 import { lineCodec } from './codec-line';
 import {
@@ -137,6 +137,8 @@ export class KernelClient {
   /** The calls in progress: `close()` stops them. */
   readonly #active = new Set<CallControl>();
   readonly #endpoint: string;
+  /** The transport is a built-in one, known to reject a send at once when its call is stopped. */
+  readonly #honoursStop: boolean;
   #closed: Promise<void> | undefined;
   readonly #counts = emptyCounts();
   #retries = 0;
@@ -155,6 +157,7 @@ export class KernelClient {
     this.#idempotent = new Set(config.idempotentMethods);
     this.transport = !config.enabled ? nullTransport() : (config.transport ?? transportFor(config));
     this.#endpoint = redactEndpoint(this.transport.endpoint);
+    this.#honoursStop = honoursStop in this.transport;
     // One listener per pending call: no warning however many are pending.
     setMaxListeners(0, this.#closing.signal);
   }
@@ -472,6 +475,12 @@ export class KernelClient {
    */
   #attempt(request: KernelRequest, control: CallControl): Promise<TransportReply | Failure | typeof STOPPED> {
     if (control.aborted) return Promise.resolve(STOPPED);
+    // The built-in transports reject at once when the call is stopped: no race needed.
+    if (this.#honoursStop)
+      return this.transport.send(request, control).then(
+        (reply) => reply,
+        (error: unknown) => (control.aborted ? STOPPED : new Failure(error)),
+      );
     return new Promise((resolve) => {
       let done = false;
       const unwatch = control.onAbort(() => {

@@ -7,6 +7,7 @@ import {
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { abortWatchOf } from './abort-watch';
+import { honoursStop } from './call-control';
 import { parseEndpoint, redactEndpoint } from './endpoint';
 import { KernelError, KernelErrorCode, KernelTransportError } from './errors';
 import { requestJson } from './request-json';
@@ -242,7 +243,8 @@ export function httpTransport(options: HttpTransportOptions): KernelTransport {
       req.end();
     });
 
-  return {
+  const transport: KernelTransport & { readonly [honoursStop]: true } = {
+    [honoursStop]: true,
     name: 'http',
     endpoint: redactEndpoint(base.href),
     send,
@@ -255,4 +257,5 @@ export function httpTransport(options: HttpTransportOptions): KernelTransport {
       ownAgent?.destroy();
     },
   };
+  return transport;
 }

@@ -1,3 +1,4 @@
+import { honoursStop } from './call-control';
 import { KernelTransportError } from './errors';
 import type {
   AvailabilityOptions,
@@ -26,7 +27,8 @@ export interface NullTransportReply {
  * ```
  */
 export function nullTransport(): KernelTransport {
-  return {
+  const transport: KernelTransport & { readonly [honoursStop]: true } = {
+    [honoursStop]: true,
     name: 'null',
     endpoint: 'null://',
     async send(request: KernelRequest, options: SendOptions): Promise<TransportReply> {
@@ -51,4 +53,5 @@ export function nullTransport(): KernelTransport {
     },
     async close(): Promise<void> {},
   };
+  return transport;
 }

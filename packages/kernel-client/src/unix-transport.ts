@@ -1,6 +1,7 @@
 import { Socket } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { abortWatchOf } from './abort-watch';
+import { honoursStop } from './call-control';
 import { lengthPrefixedJson } from './codec-length';
 import { ConnectWatchdog } from './connect-watchdog';
 import { maxSocketPathBytes, redactEndpoint } from './endpoint';
@@ -136,6 +137,7 @@ export function checkSocketPath(path: unknown, variable = 'path'): string {
 }
 
 class UnixTransport implements KernelTransport {
+  readonly [honoursStop] = true;
   readonly name = 'unix';
   readonly endpoint: string;
   readonly #context: UnixContext;
