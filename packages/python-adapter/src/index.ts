@@ -5,7 +5,15 @@ export {
   RefNotFoundError,
   SessionMismatchError,
 } from '@trestle/ref-registry';
-export type { BlobList, PyCodec } from './codec';
+export {
+  type BlobList,
+  blobList,
+  Decoder,
+  type DecoderOptions,
+  Encoder,
+  type EncoderOptions,
+  type PyCodec,
+} from './codec';
 export {
   PythonAdapterError,
   PythonAdapterErrorCode,
