@@ -1,3 +1,4 @@
+import type { DeadlineEntry } from './deadline-list';
 import { KernelTransportError } from './errors';
 import type { AbortWatch, SendOptions } from './types';
 
@@ -15,8 +16,11 @@ export type StopCause = 'timeout' | 'aborted' | 'closed';
  * `SendOptions`. No `AbortController` unless somebody reads `signal`: one costs more than the rest of the
  * client's work on a call.
  */
-export class CallControl implements SendOptions, AbortWatch {
+export class CallControl implements SendOptions, AbortWatch, DeadlineEntry {
   readonly maxResponseBytes: number;
+  at = 0;
+  prev: DeadlineEntry | undefined = undefined;
+  next: DeadlineEntry | undefined = undefined;
   aborted = false;
   reason: unknown = undefined;
   cause: StopCause | undefined = undefined;
@@ -47,6 +51,11 @@ export class CallControl implements SendOptions, AbortWatch {
       const index = listeners.indexOf(listener);
       if (index >= 0) listeners.splice(index, 1);
     };
+  }
+
+  /** The whole-call deadline passed. */
+  expire(): void {
+    this.stop('timeout');
   }
 
   /** Stops the call (once): the listeners run, the signal (if made) aborts. */

@@ -12,6 +12,7 @@ import {
   kernelConfigFromEnv,
   resolveKernelConfig,
 } from './config';
+import { DeadlineList } from './deadline-list';
 import { parseEndpoint, redactEndpoint } from './endpoint';
 import { KernelError, KernelTransportError, KernelUnavailableError } from './errors';
 import { httpTransport } from './http-transport';
@@ -136,6 +137,8 @@ export class KernelClient {
   readonly #closing = new AbortController();
   /** The calls in progress: `close()` stops them. */
   readonly #active = new Set<CallControl>();
+  /** The whole-call deadlines, on one timer. */
+  readonly #deadlines: DeadlineList;
   readonly #endpoint: string;
   /** The transport is a built-in one, known to reject a send at once when its call is stopped. */
   readonly #honoursStop: boolean;
@@ -153,6 +156,7 @@ export class KernelClient {
     const config = this.config;
     this.#clock = config.clock ?? systemClock;
     this.#random = config.random ?? Math.random;
+    this.#deadlines = new DeadlineList(this.#clock);
     this.#slots = new Semaphore(config.maxInflight);
     this.#idempotent = new Set(config.idempotentMethods);
     this.transport = !config.enabled ? nullTransport() : (config.transport ?? transportFor(config));
@@ -308,6 +312,7 @@ export class KernelClient {
     this.#closed ??= (async () => {
       this.#closing.abort();
       for (const control of this.#active) control.stop('closed');
+      this.#deadlines.dispose();
       try {
         await this.transport.close();
       } catch {
@@ -421,10 +426,18 @@ export class KernelClient {
     // One deadline for the whole call, the caller's signal and close(): all stop `control`.
     const control = new CallControl(this.config.maxResponseBytes);
     const deadlineAt = start + timeoutMs;
-    const timer = this.#clock.setTimeout(
-      () => control.stop('timeout'),
-      Math.max(0, deadlineAt - this.#clock.now()),
-    );
+    // Deadlines that fall due in call order share one timer; another one (a shorter per-call
+    // timeoutMs) gets its own.
+    let timer: unknown;
+    const listed = deadlineAt >= this.#deadlines.lastAt;
+    if (listed) {
+      control.at = deadlineAt;
+      this.#deadlines.add(control);
+    } else
+      timer = this.#clock.setTimeout(
+        () => control.stop('timeout'),
+        Math.max(0, deadlineAt - this.#clock.now()),
+      );
     const onCaller = callerSignal === undefined ? undefined : () => control.stop('aborted');
     if (onCaller !== undefined) callerSignal?.addEventListener('abort', onCaller, { once: true });
     this.#active.add(control);
@@ -463,7 +476,8 @@ export class KernelClient {
         release();
       }
     } finally {
-      this.#clock.clearTimeout(timer);
+      if (listed) this.#deadlines.remove(control);
+      else this.#clock.clearTimeout(timer);
       if (onCaller !== undefined) callerSignal?.removeEventListener('abort', onCaller);
       this.#active.delete(control);
     }
