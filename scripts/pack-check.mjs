@@ -20,8 +20,24 @@ const py = createPython();
 const value = await py.call('math', 'sqrt', [16]);
 await py.close();
 if (value !== 4) throw new Error('math.sqrt(16) gave ' + value);`,
+  '@trestle/kernel-client': `import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KernelClient } from '@trestle/kernel-client';
+import { createKernelServer } from '@trestle/kernel-client/server';
+const path = join(mkdtempSync(join(tmpdir(), 'kcp-')), 'k.sock');
+const daemon = createKernelServer({ methods: { PING: () => ({ pong: true }) } });
+await daemon.listen({ path });
+const client = new KernelClient({ enabled: true, endpoint: 'unix://' + path, mode: 'persistent' });
+const result = await client.ping();
+await client.close();
+await daemon.close();
+if (!result.success || result.payload.pong !== true) throw new Error('PING gave ' + JSON.stringify(result));`,
 };
-const smokeNames = { '@trestle/python-adapter': 'math.sqrt(16) in a worker started from the tarball' };
+const smokeNames = {
+  '@trestle/python-adapter': 'math.sqrt(16) in a worker started from the tarball',
+  '@trestle/kernel-client': 'PING over a Unix socket, client and daemon from the tarball',
+};
 
 const packages = [];
 for (const dir of readdirSync(join(root, 'packages'))) {
