@@ -219,40 +219,7 @@ export async function callError(
   throw new Error(`${method} did not fail`);
 }
 
-/** A clock that moves only when told to. */
-export interface ManualClock extends Clock {
-  advance(ms: number): void;
-}
-
-export function manualClock(start = 1_000): ManualClock {
-  let now = start;
-  let sequence = 0;
-  const timers = new Map<number, { at: number; callback: () => void }>();
-  return {
-    now: () => now,
-    setTimeout(callback, ms) {
-      const id = ++sequence;
-      timers.set(id, { at: now + Math.max(0, ms), callback });
-      return id;
-    },
-    clearTimeout(handle) {
-      timers.delete(handle as number);
-    },
-    advance(ms) {
-      const until = now + ms;
-      for (;;) {
-        let next: [number, { at: number; callback: () => void }] | undefined;
-        for (const entry of timers)
-          if (entry[1].at <= until && (!next || entry[1].at < next[1].at)) next = entry;
-        if (!next) break;
-        timers.delete(next[0]);
-        now = Math.max(now, next[1].at);
-        next[1].callback();
-      }
-      now = until;
-    },
-  };
-}
+export { type ManualClock, manualClock } from '@trestle/ws-bridge/testing';
 
 /** Lets pending promise jobs and I/O callbacks run. */
 export const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -1,48 +1,23 @@
-import type { Clock } from '../clock';
+import {
+  type ManualClock as BaseManualClock,
+  manualClock as baseManualClock,
+} from '@trestle/ws-bridge/testing';
 
-/** A clock that moves only when told to: `advance(ms)` runs due timers in order. For tests. */
-export interface ManualClock extends Clock {
-  advance(ms: number): void;
-  /** Timers not yet fired (nor cleared). */
-  readonly pending: number;
+/** The shared manual clock (from `@trestle/ws-bridge/testing`), counting the timers it was asked for. */
+export interface ManualClock extends BaseManualClock {
   /** Timers ever set. */
   readonly created: number;
 }
 
 export function manualClock(start = 0): ManualClock {
-  let now = start;
-  let sequence = 0;
-  const timers = new Map<number, { at: number; callback: () => void }>();
-  return {
-    now: () => now,
-    setTimeout(callback, ms) {
-      const id = ++sequence;
-      timers.set(id, { at: now + Math.max(0, ms), callback });
-      return id;
-    },
-    clearTimeout(handle) {
-      timers.delete(handle as number);
-    },
-    advance(ms) {
-      const until = now + ms;
-      for (;;) {
-        let next: [number, { at: number; callback: () => void }] | undefined;
-        for (const entry of timers)
-          if (entry[1].at <= until && (!next || entry[1].at < next[1].at)) next = entry;
-        if (!next) break;
-        timers.delete(next[0]);
-        now = Math.max(now, next[1].at);
-        next[1].callback();
-      }
-      now = until;
-    },
-    get pending() {
-      return timers.size;
-    },
-    get created() {
-      return sequence;
-    },
+  const clock = baseManualClock(start);
+  const setTimeout = clock.setTimeout.bind(clock);
+  let created = 0;
+  clock.setTimeout = (callback, ms) => {
+    created++;
+    return setTimeout(callback, ms);
   };
+  return Object.defineProperty(clock, 'created', { get: () => created }) as ManualClock;
 }
 
 /** Lets every pending promise job run (one macrotask turn): no sleeping, no real time. */
