@@ -156,7 +156,7 @@ describe.runIf(hasRedis)('redis directory (real Redis)', () => {
       const b = new FakeConnection('shared-co', 'slow');
       await call(one, a, 'session.open');
       await call(two, b, 'session.open');
-      // capacity 3, and each call costs 1 + ceil(python_wall_ms / 100) >= 1: spend it on replica one.
+      // capacity 3, and each call costs 1 + floor(python_wall_ms / 100) >= 1: spend it on replica one.
       let allowed = 0;
       for (let i = 0; i < 3; i++) {
         const outcome = await call(one, a, 'py.call', { module: 'math', fn: 'sqrt', args: [4] }).then(

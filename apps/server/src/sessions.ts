@@ -415,7 +415,7 @@ export class SessionService {
 
   /**
    * Runs one Python call of `record`, metered: reserve 1 unit of the tenant's bucket first (a denial
-   * is `BUDGET_EXCEEDED` and nothing runs), then settle `1 + ceil(python_wall_ms / 100)` (the rest
+   * is `BUDGET_EXCEEDED` and nothing runs), then settle `1 + floor(python_wall_ms / 100)` (the rest
    * charged post-paid, down to the tier's `maxDebt`). `fn` gets the call options: the session, the
    * call's signal (RPC cancel, disconnect, session end) and the deadline.
    */
@@ -437,7 +437,7 @@ export class SessionService {
             timeoutMs: timeoutMs ?? config.python.callTimeoutMs,
           });
         } finally {
-          meter.use(1 + Math.ceil(Math.max(0, clock.now() - started) / 100));
+          meter.use(1 + Math.floor(Math.max(0, clock.now() - started) / 100));
         }
       });
     } catch (error) {

@@ -9,7 +9,7 @@
  * disconnect close the iterator in Python (`gen.close()`: its `finally` runs).
  *
  * Metering: each pump (the items pulled for one grant of credit, or for the first pull) is one metered
- * call: reserve 1, settle `1 + ceil(python_wall_ms / 100)`.
+ * call: reserve 1, settle `1 + floor(python_wall_ms / 100)`.
  *
  * Python pulls items in chunks of `min(initial credit, 64)` (at least 1): the generator may run up to
  * one chunk ahead of what was sent; those items wait on the server until credit arrives.

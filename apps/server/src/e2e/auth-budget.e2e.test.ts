@@ -26,7 +26,7 @@ const hasPython = pythonAvailable();
 /**
  * `tiny`: 3 units of burst, 0.5 per second, no debt. The cost model (sessions.ts `metered`): a call
  * first reserves 1 unit (denied when the bucket holds less than 1), then settles
- * `1 + ceil(python_wall_ms / 100)`, the rest charged as debt down to `-maxDebt` (here 0).
+ * `1 + floor(python_wall_ms / 100)`, the rest charged as debt down to `-maxDebt` (here 0).
  */
 const TIERS = {
   free: { capacity: 100, refillPerSec: 2, maxDebt: 100 },
@@ -118,7 +118,7 @@ describe.runIf(hasPython)('auth at the upgrade and tier limits (server process)'
 
     // A burst of 4 calls, one after the other (~ms apart: the refill adds ~0 meanwhile). Each granted
     // call takes at least 1 of the 3 units, so at most 3 are granted and the 4th is always refused;
-    // as every call here costs 2 (1 + ceil(ms / 100)), the 3rd is refused already.
+    // a call under 100 ms of Python time costs 1 (1 + floor(ms / 100)), a slower one more.
     const outcomes: ({ ok: true } | { ok: false; error: RpcCallError })[] = [];
     for (let i = 0; i < 4; i++) {
       const reply = await client.request('py.call', { module: 'math', fn: 'sqrt', args: [i * i] });

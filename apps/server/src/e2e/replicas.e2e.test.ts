@@ -143,7 +143,7 @@ describe.runIf(hasRedis)('replicas with one Redis (3 server processes)', () => {
     expect(unexpected).toEqual([]);
     expect(granted + denied).toBe(replicas.length * CLIENTS_PER_REPLICA * CALLS_PER_CLIENT);
     // The bound. Every granted call first reserves 1 unit, which needs at least 1 unit in the bucket,
-    // and is never refunded (a call settles at 1 + ceil(ms / 100) >= 1). The bucket (fresh: a unique
+    // and is never refunded (a call settles at 1 + floor(ms / 100) >= 1). The bucket (fresh: a unique
     // key prefix) starts at C and earns R per second, so granted <= C + R x elapsed. The debt allowed
     // by maxDebt (settling beyond the balance, down to -maxDebt) only lowers the balance: it never
     // lets a reserve through, so it adds nothing to the bound. `elapsed` is measured by the client,
