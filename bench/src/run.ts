@@ -1,10 +1,11 @@
 /**
  * `pnpm bench`: runs every benchmark, prints the tables (ops/s and ratios against the peers measured
  * in the same run) and writes bench/results/latest.json (plus a timestamped copy, git-ignored).
- * Bounded: every loop is bounded in count and time, and a watchdog aborts the run past 300 s.
+ * Bounded: every loop is bounded in count and time, and a watchdog aborts the run past 420 s.
  * `BENCH_ONLY=refstore pnpm bench` runs section [6] alone (tables only, no JSON written); likewise
  * `BENCH_ONLY=session` ([7]), `BENCH_ONLY=python` ([8], the Python bridge) and `BENCH_ONLY=ws` ([9], the
- * WebSocket bridge) and `BENCH_ONLY=kernel` ([10], the kernel client).
+ * WebSocket bridge), `BENCH_ONLY=kernel` ([10], the kernel client) and `BENCH_ONLY=server` ([11], the
+ * reference server end to end).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import type { KernelClientOutcome } from './kernel-client';
 import type { PythonBridgeOutcome } from './python-bridge';
 import type { RefStoreOutcome } from './ref-store';
 import { type Comparison, type Report, readVersion, type ThroughputSection } from './report';
+import type { ServerBenchOutcome } from './server';
 import type { WsBridgeOutcome } from './ws-bridge';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
@@ -21,7 +23,7 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 const budgetDist = fileURLToPath(new URL('../node_modules/@trestle/budget/dist/index.js', import.meta.url));
 
-const WATCHDOG_MS = 300_000;
+const WATCHDOG_MS = 420_000;
 const MEMORY_OPTIONS = { rounds: 10, sampleMs: 100, warmupMs: 300, maxOpsPerSample: 5_000_000 } as const;
 /**
  * 100,000 keys: contenders measured alone, in 2 counterbalanced passes; each pass warms up for 1.2 s
@@ -107,6 +109,7 @@ async function main(): Promise<void> {
       python: async () => (await import('./python-bridge')).runPythonBridgeSection(),
       ws: async () => (await import('./ws-bridge')).runWsBridgeSection(),
       kernel: async () => (await import('./kernel-client')).runKernelClientSection(),
+      server: async () => (await import('./server')).runServerSection(),
     };
     const section = sections[only];
     if (!section) {
@@ -367,6 +370,10 @@ async function main(): Promise<void> {
   const { runKernelClientSection } = await import('./kernel-client');
   const kernelClient = await runKernelClientSection();
 
+  // ---- 11. reference server: py.call through apps/server vs python-adapter direct; memory per session ----
+  const { runServerSection } = await import('./server');
+  const server = await runServerSection();
+
   // ---- summary + JSON ----
   const misses: string[] = [];
   for (const section of memorySections) {
@@ -403,6 +410,7 @@ async function main(): Promise<void> {
     ...pythonBridge.misses,
     ...wsBridge.misses,
     ...kernelClient.misses,
+    ...server.misses,
   );
   const durationSec = Number(((performance.now() - started) / 1000).toFixed(1));
   console.log(`\nsummary: ${misses.length === 0 ? 'every target met' : `${misses.length} target(s) missed`}`);
@@ -414,6 +422,7 @@ async function main(): Promise<void> {
     pythonBridge: PythonBridgeOutcome;
     wsBridge: WsBridgeOutcome;
     kernelClient: KernelClientOutcome;
+    server: ServerBenchOutcome;
   } = {
     machine: { ...machine, loadAverageAtEnd: os.loadavg().map((load) => Number(load.toFixed(2))) },
     config: {
@@ -436,6 +445,7 @@ async function main(): Promise<void> {
     pythonBridge: pythonBridge.outcome,
     wsBridge: wsBridge.outcome,
     kernelClient: kernelClient.outcome,
+    server: server.outcome,
     misses,
     durationSec,
   };

@@ -2,6 +2,7 @@
  * The domain of the server: `createApp(deps)` builds sessions, tenants (Python), metering, streams,
  * the session directory and the admin socket, and returns the method table the protocol layer serves.
  */
+
 import { type Clock, systemClock } from '@trestle/bridge';
 import { type Budget, createBudget } from '@trestle/budget';
 import { redisStore } from '@trestle/budget/redis';
@@ -13,6 +14,7 @@ import { RpcMethodError } from './contracts';
 import { memoryDirectory, type SessionDirectory } from './directory';
 import { redisDirectory } from './directory-redis';
 import { toRpcError } from './domain-errors';
+import { followSignal } from './follow-signal';
 import { infoMethods } from './methods/info';
 import { pyMethods } from './methods/py';
 import { sessionMethods } from './methods/session';
@@ -149,7 +151,8 @@ export function createApp(deps: AppDependencies, options: AppOptions = {}): Serv
       calls++;
       const call: Call = { controller: new AbortController() };
       inflight.add(call);
-      const signal = AbortSignal.any([context.signal, call.controller.signal]);
+      const unfollow = followSignal(call.controller, context.signal);
+      const signal = call.controller.signal;
       try {
         return await spec.handler(params, { ...context, signal });
       } catch (error) {
@@ -157,6 +160,7 @@ export function createApp(deps: AppDependencies, options: AppOptions = {}): Serv
         if (internal) logger.error({ err: error, method: name }, 'method failed');
         throw rpc;
       } finally {
+        unfollow();
         inflight.delete(call);
         if (inflight.size === 0) idle?.();
       }

@@ -20,6 +20,7 @@
  * (`session_released`, `ttl`, `worker_restarted`); a ref of another tenant (or never seen) is
  * `REF_NOT_FOUND` without a reason: it never says whether another tenant's session exists.
  */
+
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   type BridgeManager,
@@ -49,6 +50,7 @@ import {
 } from './contracts';
 import type { SessionDirectory } from './directory';
 import { codeOf } from './domain-errors';
+import { followSignal } from './follow-signal';
 import { failureOf, PY_CLOSE, pyCloseDischarger, type ResourceOwner } from './resources';
 import type { RefSessionReleased, Tenant, Tenants } from './tenants';
 
@@ -430,13 +432,19 @@ export class SessionService {
       return await record.bridge.metered(1, async (meter) => {
         metrics.budgetDecisions.inc({ decision: meter.decision.kind });
         const started = clock.now();
+        // The call's signal and the meter's (the session ending), without AbortSignal.any (see followSignal).
+        const controller = new AbortController();
+        const unfollowCall = followSignal(controller, signal);
+        const unfollowMeter = followSignal(controller, meter.signal);
         try {
           return await fn({
             session: record.refs,
-            signal: AbortSignal.any([signal, meter.signal]),
+            signal: controller.signal,
             timeoutMs: timeoutMs ?? config.python.callTimeoutMs,
           });
         } finally {
+          unfollowCall();
+          unfollowMeter();
           meter.use(1 + Math.floor(Math.max(0, clock.now() - started) / 100));
         }
       });

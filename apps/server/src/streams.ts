@@ -14,12 +14,14 @@
  * Python pulls items in chunks of `min(initial credit, 64)` (at least 1): the generator may run up to
  * one chunk ahead of what was sent; those items wait on the server until credit arrives.
  */
+
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '@trestle/bridge';
 import type { Kwargs, PyStream, StreamOptions } from '@trestle/python-adapter';
 import type { Ref } from '@trestle/ref-registry';
 import { type Logger, type RpcConnection, RpcMethodError } from './contracts';
 import { toRpcError } from './domain-errors';
+import { followSignal } from './follow-signal';
 import type { Resources } from './resources';
 import type { ServerSession, SessionService } from './sessions';
 import { collectRefs, encodeOutbound } from './values';
@@ -49,6 +51,8 @@ interface StreamState {
   exhausted: boolean;
   state: StreamStateName;
   pumping: Promise<void> | undefined;
+  /** Stops following the session's signal (see followSignal). */
+  readonly unfollow: () => void;
 }
 
 /** Options of {@link Streams}. */
@@ -130,7 +134,7 @@ export class Streams {
     const abort = new AbortController();
     const options: StreamOptions = {
       session: record.refs,
-      signal: AbortSignal.any([abort.signal, record.bridge.signal]),
+      signal: abort.signal,
       timeoutMs: callTimeoutMs,
       chunkSize: Math.max(1, Math.min(MAX_CHUNK, credit)),
     };
@@ -149,6 +153,7 @@ export class Streams {
       exhausted: false,
       state: 'open',
       pumping: undefined,
+      unfollow: followSignal(abort, record.bridge.signal),
     };
     this.#register(stream);
     if (stream.credit > 0) {
@@ -223,6 +228,7 @@ export class Streams {
 
   #unregister(stream: StreamState): void {
     if (!this.#streams.delete(stream.id)) return;
+    stream.unfollow();
     const owned = this.#bySession.get(stream.record.id);
     owned?.delete(stream);
     if (owned?.size === 0) this.#bySession.delete(stream.record.id);
