@@ -5,7 +5,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
-import type { Clock } from '@trestle/bridge';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
