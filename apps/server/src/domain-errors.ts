@@ -1,6 +1,6 @@
 /**
  * One place that turns what the domain's libraries throw (python-adapter, ref-registry, bridge) into
- * the `RpcMethodError`s of SPEC.md ("Error codes").
+ * the `RpcMethodError`s of the README ("Error codes").
  */
 import { RpcMethodError } from './contracts';
 
@@ -53,7 +53,7 @@ export function toRpcError(error: unknown): { readonly error: RpcMethodError; re
       return known('PY_WORKER_CRASHED', { restarted: true });
     case 'PY_QUEUE_FULL':
     case 'PY_QUEUE_TIMEOUT':
-      // Not in SPEC.md's list: the tenant's Python is saturated. Passed through with their own codes.
+      // Beyond the core list: the tenant's Python is saturated. Passed through with their own codes.
       return known(code);
     case 'PY_INVALID_ARGUMENT':
     case 'PY_UNENCODABLE':
