@@ -23,7 +23,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createMessageConnection, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
 import { median } from './harness';
-import { formatOps, ratioText, readVersion, table } from './report';
+import { latencyTable, percentile, runLatencyRound } from './latency';
+import { ratioText, readVersion, table } from './report';
 
 export const KERNEL_CONFIG = {
   rounds: 5,
@@ -57,7 +58,7 @@ export interface KernelRow {
   readonly p50Us: number;
   readonly p99Us: number;
   readonly calls: number;
-  readonly failed: number;
+  readonly bad: number;
 }
 
 export interface KernelComparison {
@@ -186,35 +187,6 @@ function trestleCaller(kernel: KernelModule, path: string, mode: 'persistent' | 
   };
 }
 
-/** `calls` calls with `inflight` loops; latencies in microseconds. */
-async function runRound(
-  caller: Caller,
-  calls: number,
-  inflight: number,
-): Promise<{ callsPerSec: number; latencies: Float64Array; failed: number }> {
-  const latencies = new Float64Array(calls);
-  let issued = 0;
-  let failed = 0;
-  const deadline = performance.now() + KERNEL_CONFIG.roundDeadlineMs;
-  const loop = async (): Promise<void> => {
-    while (issued < calls) {
-      if (performance.now() > deadline) throw new Error(`round exceeded ${KERNEL_CONFIG.roundDeadlineMs} ms`);
-      const i = issued++;
-      const start = performance.now();
-      const n = await caller.call(i);
-      latencies[i] = (performance.now() - start) * 1_000;
-      if (n !== i) failed++;
-    }
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: inflight }, loop));
-  const seconds = (performance.now() - started) / 1_000;
-  return { callsPerSec: calls / seconds, latencies, failed };
-}
-
-const percentile = (sorted: Float64Array, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
-
 async function startDaemon(): Promise<{
   child: ChildProcess;
   paths: { trestle: string; jsonrpc: string };
@@ -256,30 +228,36 @@ async function measure(
   calls: number,
 ): Promise<KernelRow[]> {
   const callers = new Map<string, Caller>();
-  const perRound = new Map<string, { rps: number[]; p50: number[]; p99: number[]; failed: number }>();
+  const perRound = new Map<string, { rps: number[]; p50: number[]; p99: number[]; bad: number }>();
   try {
     for (const contender of contenders) {
       callers.set(contender.id, await contender.open(paths));
-      perRound.set(contender.id, { rps: [], p50: [], p99: [], failed: 0 });
+      perRound.set(contender.id, { rps: [], p50: [], p99: [], bad: 0 });
     }
     for (let round = -1; round < KERNEL_CONFIG.rounds; round++) {
       const order = contenders.map(
         (_, i) => contenders[(i + Math.max(0, round)) % contenders.length] as Contender,
       );
       for (const contender of order) {
-        const result = await runRound(callers.get(contender.id) as Caller, calls, inflight);
+        const caller = callers.get(contender.id) as Caller;
+        const result = await runLatencyRound(
+          async (i) => (await caller.call(i)) === i,
+          calls,
+          inflight,
+          KERNEL_CONFIG.roundDeadlineMs,
+        );
         if (round < 0) continue; // warmup
         const sorted = result.latencies.sort();
         const stats = perRound.get(contender.id) as {
           rps: number[];
           p50: number[];
           p99: number[];
-          failed: number;
+          bad: number;
         };
         stats.rps.push(result.callsPerSec);
         stats.p50.push(percentile(sorted, 0.5));
         stats.p99.push(percentile(sorted, 0.99));
-        stats.failed += result.failed;
+        stats.bad += result.bad;
       }
     }
   } finally {
@@ -290,7 +268,7 @@ async function measure(
       rps: number[];
       p50: number[];
       p99: number[];
-      failed: number;
+      bad: number;
     };
     return {
       id: contender.id,
@@ -302,7 +280,7 @@ async function measure(
       p50Us: median(stats.p50),
       p99Us: median(stats.p99),
       calls: calls * KERNEL_CONFIG.rounds,
-      failed: stats.failed,
+      bad: stats.bad,
     };
   });
 }
@@ -386,22 +364,7 @@ export async function runKernelClientSection(): Promise<{ outcome: KernelClientO
     `  ECHO {n} round trips; ${KERNEL_CONFIG.rounds} interleaved rounds after a warmup; calls/s = median round, ` +
       'p50/p99 = median of the rounds; floor and trestle talk to the same createKernelServer daemon (child process)',
   );
-  console.log(
-    table(
-      ['contender', 'in flight', 'calls/s', 'range', 'p50', 'p99', 'calls', 'bad'],
-      rows.map((row) => [
-        row.label,
-        String(row.inflight),
-        formatOps(row.callsPerSec),
-        `${formatOps(row.minCallsPerSec)} .. ${formatOps(row.maxCallsPerSec)}`,
-        `${row.p50Us.toFixed(1)} us`,
-        `${row.p99Us.toFixed(1)} us`,
-        String(row.calls),
-        String(row.failed),
-      ]),
-      [1, 2, 4, 5, 6, 7],
-    ),
-  );
+  console.log(latencyTable(rows, 1));
   const labels = new Map(rows.map((row) => [row.id, row.label]));
   console.log(
     table(
@@ -422,7 +385,7 @@ export async function runKernelClientSection(): Promise<{ outcome: KernelClientO
         `[${c.scenario}] ${labels.get(c.subject)} = ${c.ratio.toFixed(2)}x ${labels.get(c.peer)} (target >= ${c.target}x)`,
       );
   }
-  for (const row of rows) if (row.failed > 0) misses.push(`[10] ${row.label}: ${row.failed} wrong replies`);
+  for (const row of rows) if (row.bad > 0) misses.push(`[10] ${row.label}: ${row.bad} wrong replies`);
   return {
     outcome: {
       skipped: false,

@@ -21,6 +21,7 @@
  * Every loop is bounded in count and time; the clients are closed and the server (and any Python worker
  * it leaves behind) is stopped by PID in `finally`.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +30,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { median } from './harness';
-import { formatOps, ratioText, readVersion, table } from './report';
+import { latencyTable, percentile, runLatencyRound } from './latency';
+import { ratioText, readVersion, table } from './report';
 
 export const SERVER_CONFIG = {
   rounds: 5,
@@ -178,9 +180,6 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
-
-const percentile = (sorted: Float64Array, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
 
 // ---------------------------------------------------------------------------------------------------
 // A minimal JSON-RPC 2.0 client over `ws`
@@ -404,32 +403,6 @@ interface Caller {
   sqrt(): Promise<unknown>;
 }
 
-async function runRound(
-  caller: Caller,
-  calls: number,
-  inflight: number,
-): Promise<{ callsPerSec: number; latencies: Float64Array; bad: number }> {
-  const latencies = new Float64Array(calls);
-  let issued = 0;
-  let bad = 0;
-  const deadline = performance.now() + SERVER_CONFIG.roundDeadlineMs;
-  const loop = async (): Promise<void> => {
-    while (issued < calls) {
-      if (performance.now() > deadline)
-        throw new Error(`a round exceeded ${SERVER_CONFIG.roundDeadlineMs} ms`);
-      const i = issued++;
-      const start = performance.now();
-      const value = await caller.sqrt();
-      latencies[i] = (performance.now() - start) * 1_000;
-      if (value !== 4) bad++;
-    }
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: inflight }, loop));
-  const seconds = (performance.now() - started) / 1_000;
-  return { callsPerSec: calls / seconds, latencies, bad };
-}
-
 interface Contender {
   readonly id: 'server' | 'direct';
   readonly label: string;
@@ -446,7 +419,12 @@ async function measure(contenders: readonly Contender[], inflight: 1 | 64): Prom
       (_, i) => contenders[(i + Math.max(0, round)) % contenders.length] as Contender,
     );
     for (const contender of order) {
-      const result = await runRound(contender.caller, round < 0 ? Math.ceil(calls / 2) : calls, inflight);
+      const result = await runLatencyRound(
+        async () => (await contender.caller.sqrt()) === 4,
+        round < 0 ? Math.ceil(calls / 2) : calls,
+        inflight,
+        SERVER_CONFIG.roundDeadlineMs,
+      );
       if (round < 0) continue; // warmup
       const sorted = result.latencies.sort();
       const entry = stats.get(contender.id);
@@ -682,22 +660,7 @@ export async function runServerSection(): Promise<{ outcome: ServerBenchOutcome;
     `  load average: ${loadStart.join(' ')} at start, ${loadEnd.join(' ')} at end (2 cores shared)`,
   );
   if (rows.length > 0) {
-    console.log(
-      table(
-        ['contender', 'in flight', 'calls/s', 'range', 'p50', 'p99', 'calls', 'bad'],
-        rows.map((row) => [
-          row.label,
-          String(row.inflight),
-          formatOps(row.callsPerSec),
-          `${formatOps(row.minCallsPerSec)} .. ${formatOps(row.maxCallsPerSec)}`,
-          `${row.p50Us.toFixed(0)} us`,
-          `${row.p99Us.toFixed(0)} us`,
-          String(row.calls),
-          String(row.bad),
-        ]),
-        [1, 2, 4, 5, 6, 7],
-      ),
-    );
+    console.log(latencyTable(rows, 0));
     console.log(
       table(
         ['scenario', 'in flight', 'metric', 'server / direct', 'server - direct'],
