@@ -25,7 +25,9 @@ export class CallControl implements SendOptions, AbortWatch, DeadlineEntry {
   reason: unknown = undefined;
   cause: StopCause | undefined = undefined;
   #controller: AbortController | undefined = undefined;
-  #listeners: (() => void)[] = [];
+  /** The first listener, then (rarely: a caller racing a transport) the others. */
+  #listener: (() => void) | undefined = undefined;
+  #more: (() => void)[] | undefined = undefined;
 
   constructor(maxResponseBytes: number) {
     this.maxResponseBytes = maxResponseBytes;
@@ -45,11 +47,17 @@ export class CallControl implements SendOptions, AbortWatch, DeadlineEntry {
   }
 
   onAbort(listener: () => void): () => void {
-    const listeners = this.#listeners;
-    listeners.push(listener);
+    if (this.#listener === undefined) {
+      this.#listener = listener;
+      return () => {
+        if (this.#listener === listener) this.#listener = undefined;
+      };
+    }
+    this.#more ??= [];
+    this.#more.push(listener);
     return () => {
-      const index = listeners.indexOf(listener);
-      if (index >= 0) listeners.splice(index, 1);
+      const index = this.#more?.indexOf(listener) ?? -1;
+      if (index >= 0) this.#more?.splice(index, 1);
     };
   }
 
@@ -64,8 +72,11 @@ export class CallControl implements SendOptions, AbortWatch, DeadlineEntry {
     this.aborted = true;
     this.cause = cause;
     this.reason = new KernelTransportError('aborted', `the call was stopped (${cause})`);
-    const listeners = this.#listeners.splice(0);
+    const listeners = [this.#listener, ...(this.#more ?? [])];
+    this.#listener = undefined;
+    this.#more = undefined;
     for (const listener of listeners) {
+      if (listener === undefined) continue;
       try {
         listener();
       } catch {

@@ -452,7 +452,15 @@ export class KernelClient {
       }
       try {
         for (let attempt = 0; ; attempt++) {
-          const sent = await this.#attempt(request, control);
+          let sent: TransportReply | Failure | typeof STOPPED;
+          if (this.#honoursStop) {
+            // The built-in transports reject at once when the call is stopped: no race needed.
+            try {
+              sent = await this.transport.send(request, control);
+            } catch (error) {
+              sent = control.aborted ? STOPPED : new Failure(error);
+            }
+          } else sent = await this.#race(request, control);
           if (sent === STOPPED) return stoppedOutcome(control, timeoutMs, attempt);
           if (!(sent instanceof Failure)) return replyOutcome(sent, attempt);
           const error = sent.error;
@@ -487,14 +495,8 @@ export class KernelClient {
    * One transport attempt, raced against the call's stop: the stop wins even against a transport that
    * ignores it. Resolves with the reply, a {@link Failure}, or {@link STOPPED}.
    */
-  #attempt(request: KernelRequest, control: CallControl): Promise<TransportReply | Failure | typeof STOPPED> {
+  #race(request: KernelRequest, control: CallControl): Promise<TransportReply | Failure | typeof STOPPED> {
     if (control.aborted) return Promise.resolve(STOPPED);
-    // The built-in transports reject at once when the call is stopped: no race needed.
-    if (this.#honoursStop)
-      return this.transport.send(request, control).then(
-        (reply) => reply,
-        (error: unknown) => (control.aborted ? STOPPED : new Failure(error)),
-      );
     return new Promise((resolve) => {
       let done = false;
       const unwatch = control.onAbort(() => {
