@@ -10,7 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { type BridgeManager, createBridgeManager, type EndReport, type Session } from '@trestle/bridge';
 import { type Budget, createBudget } from '@trestle/budget';
 import type { Discharger } from '@trestle/handle-pool';
-import { type CallOptions, createPython, type Kwargs, type PythonBridge } from '@trestle/python-adapter';
+import {
+  type CallOptions,
+  collectRefs,
+  createPython,
+  type Kwargs,
+  type PythonBridge,
+} from '@trestle/python-adapter';
 import type { Ref, SessionHandle } from '@trestle/ref-registry';
 import {
   type Backend,
@@ -24,7 +30,6 @@ import {
   type RefView,
   type SessionView,
 } from './backend';
-import { collectRefs } from './collect-refs';
 import { BackendClosedError } from './errors';
 
 /** The Python helper module shipped in `python/`. */

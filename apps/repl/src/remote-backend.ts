@@ -5,7 +5,7 @@
  * first one). When the session cannot be resumed (the grace passed, the server restarted), a new
  * session is opened and a `session-replaced` event names the refs that were lost with the old one.
  */
-import { type Kwargs, PythonError } from '@trestle/python-adapter';
+import { collectRefs, type Kwargs, PythonError } from '@trestle/python-adapter';
 import type { Ref } from '@trestle/ref-registry';
 import type { BridgeOptions } from '@trestle/ws-bridge';
 import {
@@ -20,7 +20,6 @@ import {
   type RefView,
   type SessionView,
 } from './backend';
-import { collectRefs } from './collect-refs';
 import { CancelledError, ConnectionLostError, codeOf, messageOf, RemoteError } from './errors';
 import { type HandshakeRequest, RpcClient } from './rpc-client';
 import { fromWire, refFromWire, toWire } from './wire-values';

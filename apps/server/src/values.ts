@@ -9,7 +9,7 @@
  * - Outbound (server → client): `encodeOutbound` writes host values back as tagged JSON; bytes always
  *   travel as base64 (`{"__type__":"bytes","b64":...}`), refs in ref-registry's wire form.
  */
-import { blobList, Decoder, Encoder } from '@trestle/python-adapter';
+import { blobList, collectRefs as collectValueRefs, Decoder, Encoder } from '@trestle/python-adapter';
 import { decodeRef, type InvalidRefError, isRef, type Ref, RefRegistryError } from '@trestle/ref-registry';
 import { RpcMethodError } from './contracts';
 
@@ -63,40 +63,8 @@ export function encodeOutbound(value: unknown): unknown {
   }
 }
 
-/**
- * The refs inside a host value (arrays, tuples, sets, maps, plain objects), depth-first, at most
- * `limit`. Used on Python results to find objects that hold resources.
- */
-export function collectRefs(value: unknown, limit = 1_000): Ref[] {
-  const found: Ref[] = [];
-  const seen = new Set<object>();
-  const visit = (item: unknown, depth: number): void => {
-    if (found.length >= limit || typeof item !== 'object' || item === null || depth > 64) return;
-    if (isRef(item)) {
-      found.push(item);
-      return;
-    }
-    if (seen.has(item)) return;
-    seen.add(item);
-    if (Array.isArray(item)) {
-      for (const child of item) visit(child, depth + 1);
-    } else if (item instanceof Set) {
-      for (const child of item) visit(child, depth + 1);
-    } else if (item instanceof Map) {
-      for (const [key, child] of item) {
-        visit(key, depth + 1);
-        visit(child, depth + 1);
-      }
-    } else if (!ArrayBuffer.isView(item)) {
-      const proto = Object.getPrototypeOf(item) as unknown;
-      if (proto === Object.prototype || proto === null) {
-        for (const child of Object.values(item)) visit(child, depth + 1);
-      }
-    }
-  };
-  visit(value, 0);
-  return found;
-}
+/** The refs inside a Python result, at most `limit` (python-adapter's `collectRefs`). */
+export const collectRefs = (value: unknown, limit = 1_000): Ref[] => collectValueRefs(value, limit);
 
 /** Decodes one ref given as a parameter (`py.method { ref }`), in wire form. */
 export function decodeRefParam(wire: unknown, path: string): Ref {

@@ -14,6 +14,7 @@ export {
   type EncoderOptions,
   type PyCodec,
 } from './codec';
+export { collectRefs } from './collect-refs';
 export {
   PythonAdapterError,
   PythonAdapterErrorCode,

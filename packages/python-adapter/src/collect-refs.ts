@@ -1,8 +1,14 @@
 import { isRef, type Ref } from '@trestle/ref-registry';
 
 /**
- * The refs inside a value (arrays, tuples, sets, maps, plain objects), depth-first, at most `limit`.
- * Backends use it to note the refs a call handed out.
+ * The refs inside a value as this package decodes it (arrays, tuples, sets, maps, plain objects),
+ * depth-first, at most `limit`; bytes and other class instances are not searched. For hosts that
+ * track the refs a call handed out (the reference server, the REPL).
+ * @default limit 10_000
+ * @example
+ * ```ts
+ * const refs = collectRefs(await py.call('re', 'findall', ['x', 'xx'])); // [] (strings only)
+ * ```
  */
 export function collectRefs(value: unknown, limit = 10_000): Ref[] {
   const found: Ref[] = [];
